@@ -1,0 +1,46 @@
+// pydl._C: one compiled module. Submodule `cpu` holds the C++ CPU kernels,
+// `cuda` the CUDA kernels (empty but importable when built without nvcc).
+#include <pybind11/pybind11.h>
+
+#include <omp.h>
+
+#include "bindings/views.h"
+#include "pydl_build_config.h"
+
+namespace py = pybind11;
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "pydl compiled kernels";
+  py::register_local_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const pydl::ValueError& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const pydl::TypeError& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+    } catch (const pydl::IndexError& e) {
+      PyErr_SetString(PyExc_IndexError, e.what());
+    } catch (const pydl::CudaError& e) {
+      PyErr_SetString(PyExc_RuntimeError, e.what());
+    }
+  });
+
+  m.def("build_info", [] {
+    py::dict d;
+#ifdef PYDL_WITH_CUDA
+    d["cuda_compiled"] = true;
+#else
+    d["cuda_compiled"] = false;
+#endif
+    d["cuda_archs"] = PYDL_BUILD_CUDA_ARCHS;
+    d["cuda_version"] = PYDL_BUILD_CUDA_VERSION;
+    d["compiler"] = PYDL_BUILD_CXX_COMPILER;
+    d["openmp_threads"] = omp_get_max_threads();
+    return d;
+  });
+
+  auto cpu = m.def_submodule("cpu", "C++ CPU kernels");
+  pydl::bind::register_cpu(cpu);
+  auto cuda = m.def_submodule("cuda", "CUDA kernels");
+  pydl::bind::register_cuda(cuda);
+}

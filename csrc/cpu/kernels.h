@@ -1,0 +1,35 @@
+// CPU kernels (OpenMP over rows). Every tensor is a contiguous (rows, cols)
+// view unless a comment says otherwise; outputs are allocated by the caller.
+#pragma once
+
+#include <optional>
+
+#include "csrc/tensor_view.h"
+
+namespace pydl::cpu {
+
+// y = softmax(x) or log_softmax(x) over the last dimension.
+void softmax_forward(const TensorView& x, const TensorView& y, bool log);
+// dx from the forward output y and the upstream gradient dy.
+void softmax_backward(const TensorView& y, const TensorView& dy, const TensorView& dx, bool log);
+
+// Layer norm (rms=false) or RMSNorm (rms=true) over the last dimension.
+// mean and rstd are (rows,) outputs saved for the backward (mean is unused for RMSNorm).
+void layer_norm_forward(const TensorView& x, const std::optional<TensorView>& weight,
+                        const std::optional<TensorView>& bias, const TensorView& y,
+                        const TensorView& mean, const TensorView& rstd, double eps, bool rms);
+void layer_norm_backward(const TensorView& x, const std::optional<TensorView>& weight,
+                         const TensorView& mean, const TensorView& rstd, const TensorView& dy,
+                         const TensorView& dx, const std::optional<TensorView>& dweight,
+                         const std::optional<TensorView>& dbias, bool rms);
+
+// Fused log-softmax + NLL with ignore_index and label smoothing, one row per sample.
+// loss (rows,) gets each row's loss (0 for ignored rows); lse (rows,) the row's log-sum-exp.
+void cross_entropy_forward(const TensorView& logits, const TensorView& target, const TensorView& loss,
+                           const TensorView& lse, int64_t ignore_index, double label_smoothing);
+// dlogits = dloss[row] * (softmax - (1 - s) * onehot(target) - s / C); zero for ignored rows.
+void cross_entropy_backward(const TensorView& logits, const TensorView& target, const TensorView& lse,
+                            const TensorView& dloss, const TensorView& dlogits, int64_t ignore_index,
+                            double label_smoothing);
+
+}  // namespace pydl::cpu
