@@ -1,0 +1,11 @@
+"""Settings read from the environment, in one place.
+
+PYDL_DEVICE      default device for new tensors ("cpu" or "cuda"); default "cpu".
+PYDL_NUM_THREADS OpenMP threads for the CPU kernels (OpenMP's default otherwise).
+"""
+import os
+
+DEVICE = os.environ.get("PYDL_DEVICE", "cpu")
+NUM_THREADS = os.environ.get("PYDL_NUM_THREADS")
+if NUM_THREADS:
+    os.environ.setdefault("OMP_NUM_THREADS", NUM_THREADS)

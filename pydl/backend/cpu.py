@@ -1,0 +1,179 @@
+"""CPU backend: NumPy arrays, the C++ kernels of pydl._C.cpu, NumPy's BLAS for
+matrix products. Half-precision inputs are widened to float32 for the kernels
+and the result is narrowed back, so every dtype gets the same numerics."""
+from __future__ import annotations
+
+import numpy as np
+import scipy.special
+
+from .. import _C
+from .. import dtypes as dt
+from . import rng
+
+name = "cpu"
+xp = np
+_k = _C.cpu
+_HALF = (dt.float16, dt.bfloat16)
+
+
+def asarray(data, dtype=None):
+    return np.asarray(data, dtype=dtype)
+
+
+def to_numpy(a):
+    return a
+
+
+def from_numpy(a):
+    return a
+
+
+def ascontiguous(a):
+    return np.ascontiguousarray(a)
+
+
+def _wide(a):
+    """Kernel input: contiguous, half types widened to float32."""
+    if a.dtype in _HALF:
+        a = a.astype(np.float32)
+    return np.ascontiguousarray(a)
+
+
+def _narrow(out, dtype):
+    return out.astype(dtype) if out.dtype != dtype else out
+
+
+# ---- matrix products ---------------------------------------------------------------
+
+def matmul(a, b):
+    if a.dtype in _HALF:
+        return np.matmul(a.astype(np.float32), b.astype(np.float32)).astype(a.dtype)
+    return np.matmul(a, b)
+
+
+def linear(x, weight, bias=None):
+    y = matmul(x, weight.T)
+    if bias is not None:
+        y += bias
+    return y
+
+
+# ---- softmax -----------------------------------------------------------------------
+
+def softmax_forward(x, log: bool):
+    """softmax or log_softmax over the last dimension."""
+    xw = _wide(x)
+    y = np.empty_like(xw)
+    _k.softmax_forward(xw, y, log)
+    return _narrow(y, x.dtype)
+
+
+def softmax_backward(y, dy, log: bool):
+    yw, dyw = _wide(y), _wide(dy)
+    dx = np.empty_like(yw)
+    _k.softmax_backward(yw, dyw, dx, log)
+    return _narrow(dx, y.dtype)
+
+
+# ---- normalisation -----------------------------------------------------------------
+
+def layer_norm_forward(x, weight, bias, eps: float, rms: bool = False):
+    """x is (rows, cols); returns (y, mean, rstd) with mean/rstd of shape (rows,)."""
+    xw = _wide(x)
+    w = None if weight is None else _wide(weight)
+    b = None if bias is None else _wide(bias)
+    rows = xw.shape[0] if xw.ndim else 1
+    y = np.empty_like(xw)
+    mean = np.empty(rows, xw.dtype)
+    rstd = np.empty(rows, xw.dtype)
+    _k.layer_norm_forward(xw, w, b, y, mean, rstd, float(eps), rms)
+    return _narrow(y, x.dtype), mean, rstd
+
+
+def layer_norm_backward(x, weight, mean, rstd, dy, rms: bool, need_weight: bool, need_bias: bool):
+    xw, dyw = _wide(x), _wide(dy)
+    w = None if weight is None else _wide(weight)
+    dx = np.empty_like(xw)
+    cols = xw.shape[-1]
+    dw = np.zeros(cols, xw.dtype) if need_weight else None
+    db = np.zeros(cols, xw.dtype) if need_bias else None
+    _k.layer_norm_backward(xw, w, mean, rstd, dyw, dx, dw, db, rms)
+    pdt = x.dtype if weight is None else weight.dtype
+    return (_narrow(dx, x.dtype), None if dw is None else _narrow(dw, pdt),
+            None if db is None else _narrow(db, pdt))
+
+
+# ---- losses ------------------------------------------------------------------------
+
+def cross_entropy_forward(logits, target, ignore_index: int, label_smoothing: float):
+    """logits (N, C), target int64 (N,) -> (per-row loss, per-row log-sum-exp)."""
+    xw = _wide(logits)
+    n = xw.shape[0]
+    loss = np.empty(n, xw.dtype)
+    lse = np.empty(n, xw.dtype)
+    _k.cross_entropy_forward(xw, np.ascontiguousarray(target), loss, lse, int(ignore_index),
+                             float(label_smoothing))
+    return loss, lse
+
+
+def cross_entropy_backward(logits, target, lse, dloss, ignore_index: int, label_smoothing: float):
+    xw = _wide(logits)
+    dx = np.empty_like(xw)
+    _k.cross_entropy_backward(xw, np.ascontiguousarray(target), lse,
+                              np.ascontiguousarray(dloss, dtype=xw.dtype), dx,
+                              int(ignore_index), float(label_smoothing))
+    return _narrow(dx, logits.dtype)
+
+
+# ---- elementwise helpers NumPy lacks --------------------------------------------
+
+def erf(x):
+    if x.dtype in _HALF:
+        return scipy.special.erf(x.astype(np.float32)).astype(x.dtype)
+    return scipy.special.erf(x)
+
+
+# ---- scatter / gather --------------------------------------------------------------
+
+def index_add_rows(out, index, src):
+    """out[index[i]] += src[i], duplicates accumulating; in place."""
+    np.add.at(out, index, src)
+    return out
+
+
+def index_add_at(out, index, values):
+    """out[index] += values for an advanced (fancy) index, duplicates accumulating."""
+    np.add.at(out, index, values)
+    return out
+
+
+def embedding_backward(grad_out, indices, num_embeddings: int, padding_idx=None):
+    dim = grad_out.shape[-1]
+    gw = np.zeros((num_embeddings, dim), grad_out.dtype)
+    np.add.at(gw, indices.reshape(-1), grad_out.reshape(-1, dim))
+    if padding_idx is not None:
+        gw[padding_idx] = 0
+    return gw
+
+
+# ---- random ------------------------------------------------------------------------
+
+def dropout(x, p: float, seed: int, offset: int):
+    """Returns (y, keep_mask) with y = x * keep / (1 - p); the mask is drawn from the
+    counter-based stream, so the GPU draws the same mask for the same seed and offset."""
+    keep = rng.uniform(seed, offset, x.size).reshape(x.shape) >= p
+    scale = np.asarray(1.0 / (1.0 - p), dtype=x.dtype)
+    return x * keep * scale, keep
+
+
+def random_uniform(gen: np.random.Generator, shape, dtype):
+    return gen.random(shape, dtype=np.float32 if dtype in _HALF else dtype).astype(dtype, copy=False)
+
+
+def random_normal(gen: np.random.Generator, shape, dtype):
+    w = np.float32 if dtype in _HALF else dtype
+    return gen.standard_normal(shape, dtype=w).astype(dtype, copy=False)
+
+
+def random_integers(gen: np.random.Generator, low, high, shape, dtype):
+    return gen.integers(low, high, size=shape, dtype=dtype)
