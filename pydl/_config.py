@@ -1,6 +1,8 @@
 """Settings read from the environment, in one place.
 
 PYDL_DEVICE      default device for new tensors ("cpu" or "cuda"); default "cpu".
+PYDL_ALLOW_TF32  "1" lets float32 matrix products use TF32 tensor cores on the GPU
+                 (default off: float32 stays exact float32, as in PyTorch).
 PYDL_NUM_THREADS OpenMP threads for the CPU kernels (OpenMP's default otherwise).
 """
 import os
@@ -9,3 +11,4 @@ DEVICE = os.environ.get("PYDL_DEVICE", "cpu")
 NUM_THREADS = os.environ.get("PYDL_NUM_THREADS")
 if NUM_THREADS:
     os.environ.setdefault("OMP_NUM_THREADS", NUM_THREADS)
+ALLOW_TF32 = os.environ.get("PYDL_ALLOW_TF32", "0") == "1"

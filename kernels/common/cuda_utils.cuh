@@ -105,6 +105,9 @@ inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 
 
 }  // namespace pydl::cuda
 
+#include <algorithm>
+#include <cmath>
+
 // Row kernels (softmax, norms, losses): accumulation types, dtype dispatch,
 // online softmax statistics and chunked row access.
 namespace pydl::cuda {
@@ -229,3 +232,97 @@ inline void check_gpu_float(const char* op, const char* arg, const TensorView& t
                                 ::pydl::dtype_name(dtype) + " on the GPU");                   \
     }                                                                                         \
   }()
+
+namespace pydl::cuda {
+
+// The threads that share one row: a warp (kWarp: blockDim.x / 32 rows per
+// block, `slot` is the warp) or the whole block (one row per block).
+template <bool kWarp> struct RowGroup {
+  int rank, size, slot;
+  int64_t row;
+  __device__ __forceinline__ RowGroup() {
+    if constexpr (kWarp) {
+      rank = threadIdx.x & 31;
+      size = 32;
+      slot = threadIdx.x >> 5;
+      row = static_cast<int64_t>(blockIdx.x) * (blockDim.x >> 5) + slot;
+    } else {
+      rank = threadIdx.x;
+      size = blockDim.x;
+      slot = 0;
+      row = blockIdx.x;
+    }
+  }
+};
+
+// Reductions over a RowGroup; `shared` holds at least 64 values (unused for a warp).
+template <bool kWarp, typename A>
+__device__ __forceinline__ A group_sum(A v, A* shared) {
+  if constexpr (kWarp) return warp_sum(v);
+  else return block_sum(v, shared);
+}
+
+template <bool kWarp, typename A>
+__device__ __forceinline__ MaxSum<A> group_maxsum(MaxSum<A> v, A* shared) {
+  if constexpr (kWarp) return warp_maxsum(v);
+  else return block_maxsum(v, shared);
+}
+
+// Largest dynamic shared memory one block may opt into on the current device.
+inline size_t max_shared_optin() {
+  int dev = 0, bytes = 0;
+  check_cuda(cudaGetDevice(&dev), "cudaGetDevice");
+  check_cuda(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
+             "cudaDeviceGetAttribute");
+  return static_cast<size_t>(bytes);
+}
+
+// Lets `kernel` launch with `bytes` of dynamic shared memory (above 48 KiB needs an opt-in).
+template <typename Kernel>
+void allow_shared(Kernel kernel, size_t bytes) {
+  if (bytes > 48 * 1024)
+    check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    static_cast<int>(bytes)),
+               "cudaFuncSetAttribute");
+}
+
+// Launch shape of a row kernel. Rows up to kWarpRowCols wide get a warp each
+// (kWarpRows rows per block) and are always staged in shared memory; wider rows
+// get a block each, staged when `staged_row_bytes` fits in kMaxStagedBytes (or
+// the device's opt-in limit), else read again from global memory.
+struct RowPlan {
+  bool warp = false, staged = false;
+  int threads = 0;
+  int64_t blocks = 0;
+  size_t smem = 0;
+};
+constexpr int64_t kWarpRowCols = 1024;
+constexpr int kWarpRows = 4;
+constexpr size_t kMaxStagedBytes = 128 * 1024;
+
+inline size_t staging_limit() {
+  const size_t optin = max_shared_optin();
+  const size_t reserve = 2048;  // static shared memory of the row kernels
+  return std::min(kMaxStagedBytes, optin > reserve ? optin - reserve : 0);
+}
+
+inline RowPlan plan_rows(int64_t rows, int64_t cols, int chunk, size_t staged_row_bytes,
+                         int chunks_per_thread = 4) {
+  RowPlan p;
+  if (cols <= kWarpRowCols && kWarpRows * staged_row_bytes <= staging_limit()) {
+    p.warp = p.staged = true;
+    p.threads = 32 * kWarpRows;
+    p.blocks = (rows + kWarpRows - 1) / kWarpRows;
+    p.smem = kWarpRows * staged_row_bytes;
+    return p;
+  }
+  const int64_t chunks = cols / chunk;
+  const int64_t want = (chunks + chunks_per_thread - 1) / chunks_per_thread;
+  p.threads = static_cast<int>(std::min<int64_t>(1024, std::max<int64_t>(128, (want + 31) / 32 * 32)));
+  p.blocks = rows;
+  p.staged = staged_row_bytes <= staging_limit();
+  p.smem = p.staged ? staged_row_bytes : 0;
+  return p;
+}
+
+}  // namespace pydl::cuda

@@ -1,0 +1,220 @@
+"""CUDA backend: CuPy arrays (CuPy's memory pool, CuPy's current stream), the
+hand-written kernels of pydl._C.cuda on the hot path, and the Numba kernels
+of numba_kernels.py for the irregular ops. Outputs and workspaces are
+allocated here, never in the compiled module."""
+from __future__ import annotations
+
+import cupy
+import cupyx
+import cupyx.scipy.special
+import numpy as np
+
+from .. import _C, _config
+from .. import dtypes as dt
+from . import numba_kernels
+
+name = "cuda"
+xp = cupy
+_k = _C.cuda
+_KERNEL_FLOATS = (dt.float32, dt.float16, dt.bfloat16, dt.float64)
+_GEMM_DTYPES = (dt.float32, dt.float16, dt.bfloat16)
+
+
+def _stream() -> int:
+    return cupy.cuda.get_current_stream().ptr
+
+
+def asarray(data, dtype=None):
+    return cupy.asarray(data, dtype=dtype)
+
+
+def to_numpy(a):
+    if a.dtype == dt.bfloat16:
+        return cupy.asnumpy(a.view(cupy.uint16)).view(dt.bfloat16)
+    return cupy.asnumpy(a)
+
+
+def from_numpy(a):
+    if isinstance(a, cupy.ndarray):
+        return a
+    a = np.asarray(a)
+    if a.dtype == dt.bfloat16:
+        return cupy.asarray(np.ascontiguousarray(a).view(np.uint16)).view(dt.bfloat16)
+    return cupy.asarray(a)
+
+
+def ascontiguous(a):
+    return cupy.ascontiguousarray(a)
+
+
+def _stat_dtype(dtype):
+    """Dtype of saved statistics and per-row losses: float32 for the half types."""
+    return dt.float32 if dtype in (dt.float16, dt.bfloat16) else dtype
+
+
+# ---- matrix products ---------------------------------------------------------------
+
+def _gemm_ok(a, b):
+    return a.dtype in _GEMM_DTYPES and a.dtype == b.dtype and a.ndim <= 3 and b.ndim <= 3 \
+        and a.ndim >= 2 and b.ndim >= 2
+
+
+def _gemm_operand(x):
+    """A view the GEMM takes: row- or column-major in the last two dims."""
+    if x.strides[-1] == x.itemsize or x.strides[-2] == x.itemsize:
+        return x
+    return cupy.ascontiguousarray(x)
+
+
+def matmul(a, b, bias=None, activation="none"):
+    if not _gemm_ok(a, b):
+        out = cupy.matmul(a, b)
+        return out if bias is None else out + bias
+    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    if a.ndim == 3 and b.ndim == 3 and a.shape[0] != b.shape[0]:
+        if a.shape[0] != 1 and b.shape[0] != 1:
+            raise ValueError("matmul: batch dimensions do not broadcast")
+        batch = max(a.shape[0], b.shape[0])
+        a = cupy.broadcast_to(a, (batch, m, k)) if a.shape[0] == 1 else a
+        b = cupy.broadcast_to(b, (batch, k, n)) if b.shape[0] == 1 else b
+    batch = a.shape[0] if a.ndim == 3 else (b.shape[0] if b.ndim == 3 else None)
+    out = cupy.empty((m, n) if batch is None else (batch, m, n), a.dtype)
+    if out.size == 0:
+        return out
+    if k == 0:
+        out.fill(0)
+        if bias is not None:
+            out += bias
+        return out
+    _k.gemm(_gemm_operand(a), _gemm_operand(b), out, bias, 1.0, 0.0, activation,
+            _config.ALLOW_TF32, stream=_stream())
+    return out
+
+
+def linear(x, weight, bias=None):
+    lead = x.shape[:-1]
+    x2 = x.reshape(-1, x.shape[-1])
+    if not _gemm_ok(x2, weight):
+        y = cupy.matmul(x2, weight.T)
+        if bias is not None:
+            y += bias
+    else:
+        y = matmul(x2, weight.T, bias=bias)
+    return y.reshape(lead + (weight.shape[0],))
+
+
+# ---- softmax -----------------------------------------------------------------------
+
+def _check_float(op, a):
+    if a.dtype not in _KERNEL_FLOATS:
+        raise TypeError(f"{op}: unsupported dtype {a.dtype} on the GPU")
+
+
+def softmax_forward(x, log: bool):
+    _check_float("softmax", x)
+    x = cupy.ascontiguousarray(x)
+    y = cupy.empty_like(x)
+    _k.softmax_forward(x, y, log, _stream())
+    return y
+
+
+def softmax_backward(y, dy, log: bool):
+    dy = cupy.ascontiguousarray(dy)
+    dx = cupy.empty_like(y)
+    _k.softmax_backward(y, dy, dx, log, _stream())
+    return dx
+
+
+# ---- normalisation -----------------------------------------------------------------
+
+def layer_norm_forward(x, weight, bias, eps: float, rms: bool = False):
+    _check_float("layer_norm", x)
+    x = cupy.ascontiguousarray(x)
+    rows = x.shape[0]
+    sd = _stat_dtype(x.dtype)
+    y = cupy.empty_like(x)
+    mean = cupy.empty(rows, sd)
+    rstd = cupy.empty(rows, sd)
+    w = None if weight is None else cupy.ascontiguousarray(weight)
+    b = None if bias is None else cupy.ascontiguousarray(bias)
+    _k.layer_norm_forward(x, w, b, y, mean, rstd, float(eps), rms, _stream())
+    return y, mean, rstd
+
+
+def layer_norm_backward(x, weight, mean, rstd, dy, rms: bool, need_weight: bool, need_bias: bool):
+    dy = cupy.ascontiguousarray(dy)
+    rows, cols = x.shape
+    dx = cupy.empty_like(x)
+    pdt = x.dtype if weight is None else weight.dtype
+    dw = cupy.empty(cols, pdt) if need_weight else None
+    db = cupy.empty(cols, pdt) if need_bias else None
+    ws = cupy.empty(max(_k.layer_norm_backward_workspace_size(rows, cols), 1), cupy.float32)
+    w = None if weight is None else cupy.ascontiguousarray(weight)
+    _k.layer_norm_backward(x, w, mean, rstd, dy, dx, dw, db, ws, rms, _stream())
+    return dx, dw, db
+
+
+# ---- losses ------------------------------------------------------------------------
+
+def cross_entropy_forward(logits, target, ignore_index: int, label_smoothing: float):
+    _check_float("cross_entropy", logits)
+    logits = cupy.ascontiguousarray(logits)
+    n = logits.shape[0]
+    sd = _stat_dtype(logits.dtype)
+    loss = cupy.empty(n, sd)
+    lse = cupy.empty(n, sd)
+    flag = cupy.zeros(1, cupy.int32)
+    target = cupy.ascontiguousarray(target, dtype=cupy.int64)
+    _k.cross_entropy_forward(logits, target, loss, lse, flag, int(ignore_index),
+                             float(label_smoothing), _stream())
+    bad = int(flag.get()[0])  # one small read: an out-of-range class must not pass silently
+    if bad:
+        row = bad - 1
+        raise IndexError(f"cross_entropy: target {int(target[row].get())} at position {row} is "
+                         f"out of range for {logits.shape[1]} classes")
+    return loss, lse
+
+
+def cross_entropy_backward(logits, target, lse, dloss, ignore_index: int, label_smoothing: float):
+    dx = cupy.empty_like(logits)
+    dloss = cupy.ascontiguousarray(dloss, dtype=lse.dtype)
+    _k.cross_entropy_backward(logits, target, lse, dloss, dx, int(ignore_index),
+                              float(label_smoothing), _stream())
+    return dx
+
+
+# ---- elementwise helpers -----------------------------------------------------------
+
+def erf(x):
+    if x.dtype in (dt.float16, dt.bfloat16):
+        return cupyx.scipy.special.erf(x.astype(cupy.float32)).astype(x.dtype)
+    return cupyx.scipy.special.erf(x)
+
+
+# ---- scatter / gather --------------------------------------------------------------
+
+def index_add_rows(out, index, src):
+    numba_kernels.index_add_rows(out, index, src)
+    return out
+
+
+def index_add_at(out, index, values):
+    cupyx.scatter_add(out, index, values)
+    return out
+
+
+def embedding_backward(grad_out, indices, num_embeddings: int, padding_idx=None):
+    dim = grad_out.shape[-1]
+    g2 = cupy.ascontiguousarray(grad_out.reshape(-1, dim))
+    idx = cupy.ascontiguousarray(indices.reshape(-1).astype(cupy.int64, copy=False))
+    if g2.dtype in (dt.float16, dt.bfloat16):  # accumulate in float32
+        gw = numba_kernels.embedding_backward(g2.astype(cupy.float32), idx, num_embeddings, padding_idx)
+        return gw.astype(g2.dtype)
+    return numba_kernels.embedding_backward(g2, idx, num_embeddings, padding_idx)
+
+
+# ---- random ------------------------------------------------------------------------
+
+def dropout(x, p: float, seed: int, offset: int):
+    y, mask = numba_kernels.dropout(cupy.ascontiguousarray(x), p, seed, offset)
+    return y, mask.astype(cupy.bool_, copy=False)

@@ -1,0 +1,1 @@
+"""Training recipes run by `pydl train <family>`."""
