@@ -1,0 +1,23 @@
+"""pydl.nn: Module and Parameter, the layers, activations, normalisations,
+losses and containers built on them, `functional` (the ops, as F) and `init`
+(weight initialisation)."""
+from . import functional, init
+from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh
+from .container import ModuleDict, ModuleList, Sequential
+from .layers import Dropout, Embedding, Flatten, Identity, Linear
+from .loss import (BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss,
+                   SmoothL1Loss)
+from .module import Module
+from .norm import BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm
+from .parameter import Parameter
+
+__all__ = [
+    "functional", "init", "Module", "Parameter",
+    "Sequential", "ModuleList", "ModuleDict",
+    "Linear", "Embedding", "Dropout", "Identity", "Flatten",
+    "LayerNorm", "RMSNorm", "BatchNorm1d", "BatchNorm2d",
+    "ReLU", "GELU", "SiLU", "Tanh", "Sigmoid", "LeakyReLU", "ELU", "Softplus", "Softmax",
+    "LogSoftmax",
+    "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss",
+    "BCEWithLogitsLoss",
+]
