@@ -77,28 +77,40 @@ def _require_device_arrays(op, *arrays):
             raise TypeError(f"{op}: expects CuPy arrays, got {type(a).__name__} (use {op}_cpu for NumPy)")
 
 
-def _stream():
-    """Return CuPy's current stream wrapped as a Numba stream."""
-    import cupy
-    from numba import cuda
-
-    return cuda.external_stream(cupy.cuda.get_current_stream().ptr)
-
-
 def _launch(kernel, work, *args):
     """Launch kernel over `work` grid-stride items on the caller's stream."""
     if work <= 0:
         return
     if simulator_enabled():
-        blocks = min(-(-work // _SIM_THREADS), _MAX_BLOCKS)
-        kernel[blocks, _SIM_THREADS](*args)
-        return
+        kernel[min(-(-work // _SIM_THREADS), _MAX_BLOCKS), _SIM_THREADS](*args)
+    else:
+        _gpu_launcher()(kernel, min(-(-work // _THREADS), _MAX_BLOCKS), args)
+
+
+@functools.cache
+def _gpu_launcher():
+    """Return launch(kernel, blocks, args) for CuPy arrays on CuPy's current stream."""
+    import cupy
     from numba import cuda
 
-    # sync=False: the kernel runs on the stream that produced the arrays.
-    args = [cuda.as_cuda_array(a, sync=False) if hasattr(a, "__cuda_array_interface__") else a for a in args]
-    blocks = min(-(-work // _THREADS), _MAX_BLOCKS)
-    kernel[blocks, _THREADS, _stream()](*args)
+    streams = {}
+
+    # One context check for the whole launch instead of one per Numba call in it.
+    @cuda.require_context
+    def launch(kernel, blocks, args):
+        """Launch kernel[blocks, _THREADS] on CuPy's current stream."""
+        ptr = cupy.cuda.get_current_stream().ptr
+        stream = streams.get(ptr)
+        if stream is None:
+            if len(streams) > 64:
+                streams.clear()
+            stream = streams[ptr] = cuda.external_stream(ptr)
+        # sync=False: the kernel runs on the stream that produced the arrays.
+        args = [cuda.as_cuda_array(a, sync=False) if hasattr(a, "__cuda_array_interface__") else a
+                for a in args]
+        kernel[blocks, _THREADS, stream](*args)
+
+    return launch
 
 
 @functools.cache
@@ -106,8 +118,19 @@ def _kernels():
     """Compile (lazily, once) and return the Numba CUDA kernels."""
     from types import SimpleNamespace
 
+    if not hasattr(np, "row_stack"):
+        # numba-cuda 0.30 registers np.row_stack when it first compiles; NumPy 2.5
+        # removed that alias of np.vstack, which fails every compilation.
+        np.row_stack = np.vstack
+
     global cuda
     from numba import cuda
+
+    if not simulator_enabled():
+        from numba.cuda.core import config
+
+        # Small parameters and bias vectors launch small grids by design.
+        config.CUDA_LOW_OCCUPANCY_WARNINGS = False
 
     @cuda.jit(device=True)
     def philox4x32_10(c0, c1, c2, c3, k0, k1):
@@ -441,8 +464,9 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_de
     s = _adam_scalars("adam_step", param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps,
                       weight_decay, step, decoupled, amsgrad, max_exp_avg_sq)
     flat = [a.reshape(-1) for a in (param, grad, exp_avg, exp_avg_sq)]
-    # Without amsgrad the kernel never touches its max buffer; pass exp_avg_sq in its place.
-    vmax = max_exp_avg_sq.reshape(-1) if amsgrad else flat[3]
+    # Without amsgrad the kernel never reads its max buffer: pass an empty view, not an
+    # alias of the state (the simulator copies each argument back after the launch).
+    vmax = max_exp_avg_sq.reshape(-1) if amsgrad else flat[0][:0]
     _launch(_kernels().adam, param.size, *flat, vmax, bool(amsgrad), s["l2"], s["decay"], s["w1"],
             s["w1c"], s["beta2"], s["c2"], s["bc2_sqrt"], s["eps"], s["neg_step"])
 
