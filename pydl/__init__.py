@@ -19,6 +19,7 @@ from ._ops import (abs, add, argmax, argmin, broadcast_to, cat, chunk, clamp, cl
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .random import get_rng_state, initial_seed, manual_seed, set_rng_state
 from . import autograd, cuda  # noqa: F401
+from . import nn, optim  # noqa: E402,F401
 
 clip = clamp
 concat = cat

@@ -38,6 +38,8 @@ class Tensor:
 
     @classmethod
     def _wrap(cls, array) -> "Tensor":
+        if isinstance(array, np.generic):  # NumPy reductions of 0-d arrays return scalars
+            array = np.asarray(array)
         t = cls.__new__(cls)
         t._init(array)
         return t
@@ -389,6 +391,8 @@ def _array_module(dev):
 
 def _infer_dtype(data):
     """PyTorch's inference: Python floats -> float32, ints -> int64, bools -> bool."""
+    if isinstance(data, np.generic):
+        return dt.as_dtype(data.dtype)
     if isinstance(data, builtins.bool):
         return dt.bool_
     if isinstance(data, numbers.Integral):
@@ -396,7 +400,10 @@ def _infer_dtype(data):
     if isinstance(data, numbers.Real):
         return dt.default_float
     if isinstance(data, (list, tuple)):
-        flat = np.asarray(data)
+        try:
+            flat = np.asarray(data)
+        except ValueError:  # NumPy refuses ragged nesting outright
+            raise ValueError("tensor(): nested sequences have inconsistent lengths (ragged)") from None
         if flat.dtype == np.float64:
             return dt.default_float
         if flat.dtype.kind in "iu":

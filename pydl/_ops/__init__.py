@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
+
 from .. import dtypes as dt
 from ..autograd.function import Function
 from ..tensor import Tensor, _common_device
@@ -54,11 +56,39 @@ def _is_scalar(v):
     return isinstance(v, numbers.Number) and not isinstance(v, Tensor)
 
 
+def _result_type(*tensors):
+    """PyTorch's promotion for tensors: a 0-d tensor only decides the dtype when it is of a
+    higher category than every dimensioned one (float32 (3,) * float64 () is float32)."""
+    dims = [t.dtype for t in tensors if t.ndim]
+    zeros = [t.dtype for t in tensors if not t.ndim]
+    if not dims or not zeros:
+        return dt.result_type(*dims, *zeros)
+    hi, lo = dt.result_type(*dims), dt.result_type(*zeros)
+    if dt.is_floating(hi):
+        return hi
+    if hi == dt.bool_ or dt.is_floating(lo):
+        return dt.result_type(hi, lo)
+    return hi
+
+
+def _check_broadcast(name, *tensors):
+    """ValueError naming the op when the shapes do not broadcast (not NumPy's bare message)."""
+    shapes = [tuple(t.shape) for t in tensors]
+    if all(s == shapes[0] for s in shapes):
+        return
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise ValueError(f"{name}: shapes {', '.join(str(tuple(t.shape)) for t in tensors)} "
+                         "do not broadcast") from None
+
+
 def _binary(fn, a, b, name):
     """Apply a binary Function with PyTorch's type promotion; Python scalars stay scalars."""
     if isinstance(b, Tensor) and isinstance(a, Tensor):
         _common_device(name, [a, b])
-        want = dt.result_type(a.dtype, b.dtype)
+        _check_broadcast(name, a, b)
+        want = _result_type(a, b)
         if a.dtype != want:
             a = a.to(want)
         if b.dtype != want:
@@ -73,7 +103,7 @@ def _binary(fn, a, b, name):
         want = dt.scalar_result_type(b.dtype, a)
         if b.dtype != want:
             b = b.to(want)
-        return fn.apply(b.__class__._wrap(b._backend.xp.asarray(a, dtype=want)), b)
+        return fn.apply(Tensor._wrap(b._backend.xp.asarray(a, dtype=want)), b)
     raise TypeError(f"{name}: unsupported operand types {type(a).__name__} and {type(b).__name__}")
 
 
@@ -87,6 +117,7 @@ def _cmp(a, b, op):
     xp = a._backend.xp
     if isinstance(b, Tensor):
         _common_device(op.__name__, [a, b])
+        _check_broadcast(op.__name__, a, b)
         b = b._data
     return Tensor._wrap(xp.asarray(op(a._data, b)))
 
@@ -107,6 +138,8 @@ def div(a, b):
     if isinstance(a, Tensor) and not a.is_floating_point() and not (
             isinstance(b, Tensor) and b.is_floating_point()):
         a = a.to(dt.default_float)  # true division of integers gives floats, like PyTorch
+    elif _is_scalar(a) and isinstance(b, Tensor) and not b.is_floating_point():
+        b = b.to(dt.default_float)
     return _binary(Div, a, b, "div")
 
 
@@ -118,8 +151,9 @@ def pow(a, b):  # noqa: A001
             return Pow.apply(a, b)
         return _binary(Pow, a, b, "pow")
     if isinstance(b, Tensor):
-        if not b.is_floating_point():
-            b = b.to(dt.default_float)
+        want = dt.scalar_result_type(b.dtype, a)  # 2 ** int tensor stays integer, like PyTorch
+        if b.dtype != want:
+            b = b.to(want)
         return RPow.apply(b, a)
     raise TypeError("pow: one argument must be a tensor")
 
@@ -199,7 +233,8 @@ def where(cond, a, b):
         raise TypeError("where: at least one of the values must be a tensor")
     a, b = _tensor_like(a, ref), _tensor_like(b, ref)
     _common_device("where", [cond, a, b])
-    want = dt.result_type(a.dtype, b.dtype)
+    _check_broadcast("where", cond, a, b)
+    want = _result_type(a, b)
     return Where.apply(cond, a.to(want), b.to(want))
 
 
@@ -228,6 +263,7 @@ def var(a, dim=None, unbiased=None, keepdim=False, correction=None):
 
 
 def std(a, dim=None, unbiased=None, keepdim=False, correction=None):
+    normalize_dims(dim, a.ndim, "std")
     return sqrt(var(a, dim=dim, unbiased=unbiased, keepdim=keepdim, correction=correction))
 
 
@@ -294,9 +330,10 @@ def view(a, *shape):
 
 def permute(a, *dims):
     dims = _shape(dims)
-    if sorted(d % a.ndim for d in dims) != list(range(a.ndim)) if a.ndim else dims:
+    norm = tuple(normalize_dims(d, a.ndim, "permute")[0] for d in dims)  # IndexError if out of range
+    if sorted(norm) != list(range(a.ndim)):
         raise ValueError(f"permute: {dims} is not a permutation of the {a.ndim} dims")
-    return Permute.apply(a, dims=tuple(d % a.ndim for d in dims))
+    return Permute.apply(a, dims=norm)
 
 
 def transpose(a, dim0, dim1):
@@ -347,7 +384,7 @@ def unsqueeze(a, dim):
 def flatten(a, start_dim=0, end_dim=-1):
     if a.ndim == 0:
         return reshape(a, 1)
-    s, e = start_dim % a.ndim, end_dim % a.ndim
+    (s,), (e,) = normalize_dims(start_dim, a.ndim, "flatten"), normalize_dims(end_dim, a.ndim, "flatten")
     if s > e:
         raise ValueError("flatten: start_dim must not come after end_dim")
     n = 1
@@ -439,6 +476,8 @@ def split(a, split_size_or_sections, dim=0):
 
 def chunk(a, chunks, dim=0):
     (d,) = normalize_dims(dim, a.ndim, "chunk")
+    if chunks <= 0:
+        raise ValueError(f"chunk: chunks must be positive, got {chunks}")
     size = -(-a.shape[d] // chunks)
     return split(a, size, dim=d)
 
@@ -447,6 +486,7 @@ def masked_fill(a, mask, value):
     if not isinstance(mask, Tensor) or mask.dtype != dt.bool_:
         raise TypeError("masked_fill: mask must be a bool tensor")
     _common_device("masked_fill", [a, mask])
+    _check_broadcast("masked_fill", a, mask)
     return MaskedFill.apply(a, mask, value=value)
 
 

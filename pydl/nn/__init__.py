@@ -1,7 +1,7 @@
 """pydl.nn: Module and Parameter, the layers, activations, normalisations,
 losses and containers built on them, `functional` (the ops, as F) and `init`
 (weight initialisation)."""
-from . import functional, init
+from . import functional, init, utils
 from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh
 from .container import ModuleDict, ModuleList, Sequential
 from .layers import Dropout, Embedding, Flatten, Identity, Linear
@@ -12,7 +12,7 @@ from .norm import BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm
 from .parameter import Parameter
 
 __all__ = [
-    "functional", "init", "Module", "Parameter",
+    "functional", "init", "utils", "Module", "Parameter",
     "Sequential", "ModuleList", "ModuleDict",
     "Linear", "Embedding", "Dropout", "Identity", "Flatten",
     "LayerNorm", "RMSNorm", "BatchNorm1d", "BatchNorm2d",
