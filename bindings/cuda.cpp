@@ -14,6 +14,8 @@ void register_cuda(py::module_& m) {
   m.attr("compiled") = true;
   m.def("device_count", &pydl::cuda::device_count);
   m.def("device_capability", &pydl::cuda::device_capability, py::arg("device") = 0);
+  register_cuda_gemm(m);
+  register_cuda_rowops(m);
 #else
   m.attr("compiled") = false;
   m.def("device_count", [] { return 0; });

@@ -40,7 +40,7 @@ void layer_norm_forward(const TensorView& x, const std::optional<TensorView>& we
                         std::uintptr_t stream);
 // float32 elements of the workspace layer_norm_backward needs for dweight/dbias.
 int64_t layer_norm_backward_workspace_size(int64_t rows, int64_t cols);
-// dx, and (when given) dweight/dbias summed over rows through per-block partials
+// dx, and (when given) dweight/dbias summed over rows through partial slots
 // in `workspace` (float32, at least layer_norm_backward_workspace_size elements;
 // may be absent when neither dweight nor dbias is requested).
 void layer_norm_backward(const TensorView& x, const std::optional<TensorView>& weight,

@@ -5,21 +5,23 @@
 // The bindings validate shapes and dtypes; these functions only pick and launch.
 #pragma once
 
-#include <cuda_runtime.h>
-
 #include <cstdint>
 #include <string>
 
 #include "csrc/tensor_view.h"
 
+// cudaStream_t without the CUDA headers, so the bindings compile with a plain C++ compiler.
+struct CUstream_st;
+
 namespace pydl::cuda {
+
+using GemmStream = CUstream_st*;
 
 enum class GemmActivation : int { None = 0, Relu = 1, Gelu = 2 };
 
 enum class GemmVariant : int {
   SimtF32,  // float32 on CUDA cores, exact FMA
   MmaSync,  // tensor cores through mma.sync (sm_80+): f16, bf16, tf32
-  Wgmma,    // Hopper warpgroup MMA with TMA loads (sm_90a): f16, bf16
 };
 
 struct GemmArgs {
@@ -45,7 +47,7 @@ struct GemmArgs {
 };
 
 const char* gemm_variant_name(GemmVariant v);
-// Parses "simt_f32", "mma_sync", "wgmma"; throws ValueError naming gemm otherwise.
+// Parses "simt_f32", "mma_sync"; throws ValueError naming gemm otherwise.
 GemmVariant gemm_variant_from_name(const std::string& name);
 // Empty when `v` can run `args` on a device of compute capability `cc`
 // (major * 10 + minor); otherwise the reason it cannot.
@@ -55,11 +57,10 @@ GemmVariant gemm_pick_variant(const GemmArgs& args, int cc);
 // Compute capability of the current device, or -1.
 int gemm_current_capability();
 
-void gemm_simt_f32(const GemmArgs& args, cudaStream_t stream);
-void gemm_mma_sync(const GemmArgs& args, cudaStream_t stream);
-void gemm_wgmma(const GemmArgs& args, cudaStream_t stream);
+void gemm_simt_f32(const GemmArgs& args, GemmStream stream);
+void gemm_mma_sync(const GemmArgs& args, GemmStream stream);
 
 // Picks (or checks the forced variant) and launches; throws on a bad choice.
-void gemm(const GemmArgs& args, cudaStream_t stream, const GemmVariant* forced);
+void gemm(const GemmArgs& args, GemmStream stream, const GemmVariant* forced);
 
 }  // namespace pydl::cuda

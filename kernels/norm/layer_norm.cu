@@ -9,12 +9,15 @@
 //    cancellation), y is written once.
 //  - block per row, row too wide: the two statistics passes and the write pass
 //    read x from global memory (mostly L2) three times.
-// Backward: a grid of at most 512 blocks, each looping over a strided set of
-// rows. dx needs two row sums (of g = dy * w and of g * xhat), so x and dy are
-// staged like the forward. dweight/dbias: every thread owns the same columns in
-// every row, so it accumulates them privately (in shared memory when 2 * cols
-// accumulators fit, else in its block's slice of the workspace) with no atomics;
-// a second small kernel sums the per-block partials column by column.
+// Backward: a grid sized to fill the GPU, each block looping over a strided
+// set of rows. dx needs two row sums (of g = dy * w and of g * xhat), so x and
+// dy are staged like the forward. dweight/dbias: every thread owns the same
+// columns in every row, so it accumulates them privately in shared memory (when
+// 2 * cols accumulators fit) and adds them once, at the end, into one of at
+// most 512 partial slots in the workspace (block b into slot b % slots: a few
+// atomic adds per address, spread over the run). Rows too wide for that add
+// each row into the slot directly. A second small kernel sums the slots
+// column by column.
 // 128-bit Pack loads and stores when cols is a multiple of the pack width and
 // all row pointers are 16-byte aligned, scalar accesses otherwise.
 #include "kernels/common/cuda_utils.cuh"
@@ -86,15 +89,16 @@ __global__ void layer_norm_forward_kernel(const T* __restrict__ x, const T* __re
 }
 
 // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * w (mean(g) is
-// dropped for RMSNorm). `partial` (nullable) is this grid's (gridDim.x, 2, cols)
-// slice of the workspace: dweight partials, then dbias partials.
+// dropped for RMSNorm). `partial` (nullable, zeroed) holds `slots` partial
+// slots of (2, cols): dweight partials, then dbias partials.
 template <typename T, int kN, bool kStaged>
 __global__ void layer_norm_backward_kernel(const T* __restrict__ x, const T* __restrict__ w,
                                            const acc_t<T>* __restrict__ mean,
                                            const acc_t<T>* __restrict__ rstd,
                                            const T* __restrict__ dy, T* __restrict__ dx,
-                                           acc_t<T>* __restrict__ partial, bool partial_in_shared,
-                                           int64_t rows, int cols, bool rms) {
+                                           acc_t<T>* __restrict__ partial, int slots,
+                                           bool partial_in_shared, int64_t rows, int cols,
+                                           bool rms) {
   using A = acc_t<T>;
   using C = Chunk<T, kN>;
   __shared__ A red[64];
@@ -102,10 +106,9 @@ __global__ void layer_norm_backward_kernel(const T* __restrict__ x, const T* __r
   const int chunks = cols / kN;
   C* stage_x = reinterpret_cast<C*>(smem);
   C* stage_g = stage_x + (kStaged ? chunks : 0);
-  A* acc = nullptr;
-  if (partial) {
-    acc = partial_in_shared ? reinterpret_cast<A*>(stage_g + (kStaged ? chunks : 0))
-                            : partial + static_cast<int64_t>(blockIdx.x) * 2 * cols;
+  A* slot = partial ? partial + static_cast<int64_t>(blockIdx.x % slots) * 2 * cols : nullptr;
+  A* acc = partial_in_shared ? reinterpret_cast<A*>(stage_g + (kStaged ? chunks : 0)) : nullptr;
+  if (acc) {
     for (int c = threadIdx.x; c < chunks; c += blockDim.x)
 #pragma unroll
       for (int i = 0; i < kN; ++i) {
@@ -136,6 +139,9 @@ __global__ void layer_norm_backward_kernel(const T* __restrict__ x, const T* __r
         if (acc) {
           acc[c * kN + i] += go * xhat;
           acc[cols + c * kN + i] += go;
+        } else if (slot) {
+          atomicAdd(slot + c * kN + i, go * xhat);
+          atomicAdd(slot + cols + c * kN + i, go);
         }
       }
     }
@@ -164,26 +170,25 @@ __global__ void layer_norm_backward_kernel(const T* __restrict__ x, const T* __r
     }
   }
 
-  if (acc && partial_in_shared) {
-    A* out = partial + static_cast<int64_t>(blockIdx.x) * 2 * cols;
+  if (acc) {
     for (int c = threadIdx.x; c < chunks; c += blockDim.x)
 #pragma unroll
       for (int i = 0; i < kN; ++i) {
-        out[c * kN + i] = acc[c * kN + i];
-        out[cols + c * kN + i] = acc[cols + c * kN + i];
+        atomicAdd(slot + c * kN + i, acc[c * kN + i]);
+        atomicAdd(slot + cols + c * kN + i, acc[cols + c * kN + i]);
       }
   }
 }
 
-// dweight[c] and dbias[c]: sums of the per-block partials, one thread per column.
+// dweight[c] and dbias[c]: sums of the partial slots, one thread per column.
 template <typename T>
-__global__ void layer_norm_param_grad_kernel(const acc_t<T>* __restrict__ partial, int blocks,
+__global__ void layer_norm_param_grad_kernel(const acc_t<T>* __restrict__ partial, int slots,
                                              int cols, T* __restrict__ dw, T* __restrict__ db) {
   using A = acc_t<T>;
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= cols) return;
   A sw = 0, sb = 0;
-  for (int k = 0; k < blocks; ++k) {
+  for (int k = 0; k < slots; ++k) {
     sw += partial[static_cast<int64_t>(k) * 2 * cols + c];
     sb += partial[static_cast<int64_t>(k) * 2 * cols + cols + c];
   }
@@ -191,14 +196,15 @@ __global__ void layer_norm_param_grad_kernel(const acc_t<T>* __restrict__ partia
   if (db) db[c] = from_acc<T>(sb);
 }
 
-// Blocks of the backward grid. Capped at 512, and so that the partials (sized as
-// doubles whatever the dtype) stay within 32 MiB.
-constexpr int64_t kMaxBackwardBlocks = 512;
+// Partial slots for dweight/dbias: at most 512, and few enough that they (sized
+// as doubles whatever the dtype) stay within 32 MiB. Depends only on the shape,
+// so Python can size the workspace without asking the device.
+constexpr int64_t kMaxSlots = 512;
 constexpr int64_t kMaxPartialValues = int64_t(4) << 20;
 
-int64_t backward_blocks(int64_t rows, int64_t cols) {
+int64_t backward_slots(int64_t rows, int64_t cols) {
   if (rows <= 0 || cols <= 0) return 0;
-  return std::max<int64_t>(1, std::min({rows, kMaxBackwardBlocks, kMaxPartialValues / (2 * cols)}));
+  return std::max<int64_t>(1, std::min({rows, kMaxSlots, kMaxPartialValues / (2 * cols)}));
 }
 
 template <typename T, int kN>
@@ -222,19 +228,27 @@ void launch_backward(const T* x, const T* w, const acc_t<T>* mean, const acc_t<T
                      const T* dy, T* dx, T* dw, T* db, float* workspace, int64_t rows,
                      int64_t cols, bool rms, cudaStream_t stream) {
   using A = acc_t<T>;
-  const int64_t blocks = backward_blocks(rows, cols);
+  const int64_t slots = backward_slots(rows, cols);
   const int64_t chunks = cols / kN;
   const int threads = static_cast<int>(
       std::min<int64_t>(1024, std::max<int64_t>(32, ((chunks + 3) / 4 + 31) / 32 * 32)));
+  int dev = 0, sms = 0;
+  check_cuda(cudaGetDevice(&dev), "cudaGetDevice");
+  check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
+  // Enough blocks to fill every SM with threads, each then looping over rows.
+  const int64_t blocks = std::min<int64_t>(rows, static_cast<int64_t>(sms) * (2048 / threads));
   const size_t limit = staging_limit();
   const size_t stage_bytes = 2 * cols * sizeof(T), acc_bytes = 2 * cols * sizeof(A);
   const bool staged = stage_bytes <= limit;
   A* partial = (dw || db) ? reinterpret_cast<A*>(workspace) : nullptr;
   const bool in_shared = partial && (staged ? stage_bytes : 0) + acc_bytes <= limit;
   const size_t smem = (staged ? stage_bytes : 0) + (in_shared ? acc_bytes : 0);
+  if (partial)
+    check_cuda(cudaMemsetAsync(partial, 0, slots * 2 * cols * sizeof(A), stream), "cudaMemsetAsync");
   auto run = [&](auto kernel) {
     allow_shared(kernel, smem);
-    kernel<<<blocks, threads, smem, stream>>>(x, w, mean, rstd, dy, dx, partial, in_shared, rows,
+    kernel<<<blocks, threads, smem, stream>>>(x, w, mean, rstd, dy, dx, partial,
+                                              static_cast<int>(slots), in_shared, rows,
                                               static_cast<int>(cols), rms);
   };
   if (staged) run(layer_norm_backward_kernel<T, kN, true>);
@@ -242,7 +256,7 @@ void launch_backward(const T* x, const T* w, const acc_t<T>* mean, const acc_t<T
   check_launch("layer_norm_backward_kernel");
   if (!partial) return;
   layer_norm_param_grad_kernel<T><<<(cols + 255) / 256, 256, 0, stream>>>(
-      partial, static_cast<int>(blocks), static_cast<int>(cols), dw, db);
+      partial, static_cast<int>(slots), static_cast<int>(cols), dw, db);
   check_launch("layer_norm_param_grad_kernel");
 }
 
@@ -330,7 +344,7 @@ void layer_norm_forward(const TensorView& x, const std::optional<TensorView>& we
 
 int64_t layer_norm_backward_workspace_size(int64_t rows, int64_t cols) {
   // Two float32 slots per partial, so float64 input can keep double partials.
-  return backward_blocks(rows, cols) * 2 * cols * 2;
+  return backward_slots(rows, cols) * 2 * cols * 2;
 }
 
 void layer_norm_backward(const TensorView& x, const std::optional<TensorView>& weight,
