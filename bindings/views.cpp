@@ -55,7 +55,7 @@ TensorView cuda_view(py::handle obj, const char* op, const char* arg) {
   v.shape.resize(shape.size());
   for (size_t d = 0; d < shape.size(); ++d) v.shape[d] = shape[d].cast<int64_t>();
   v.strides.resize(shape.size());
-  py::object strides = cai.contains("strides") ? cai["strides"] : py::none();
+  py::object strides = cai.contains("strides") ? py::object(cai["strides"]) : py::object(py::none());
   if (strides.is_none()) {
     int64_t s = 1;
     for (int64_t d = static_cast<int64_t>(v.shape.size()) - 1; d >= 0; --d) {

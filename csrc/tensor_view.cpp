@@ -1,6 +1,5 @@
 #include "csrc/tensor_view.h"
 
-#include <sstream>
 
 namespace pydl {
 
@@ -28,6 +27,7 @@ int64_t dtype_size(DType t) {
 }
 
 bool TensorView::is_contiguous() const {
+  if (numel() == 0) return true;  // empty arrays may carry any strides
   int64_t expect = 1;
   for (int64_t d = ndim() - 1; d >= 0; --d) {
     if (shape[d] != 1 && strides[d] != expect) return false;
@@ -37,12 +37,10 @@ bool TensorView::is_contiguous() const {
 }
 
 std::string shape_str(const std::vector<int64_t>& s) {
-  std::ostringstream os;
-  os << "(";
-  for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
-  if (s.size() == 1) os << ",";
-  os << ")";
-  return os.str();
+  std::string out = "(";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  if (s.size() == 1) out += ",";
+  return out + ")";
 }
 
 void check_contiguous(const char* op, const char* arg, const TensorView& t) {

@@ -227,7 +227,8 @@ class Tensor:
             # Own the memory: g may alias a saved array or another tensor's gradient.
             self.grad = Tensor._wrap(g.copy())
         else:
-            self.grad._data = self.grad._data + g
+            # asarray: the sum of two 0-d NumPy arrays is a scalar, not an array.
+            self.grad._data = self._backend.asarray(self.grad._data + g)
 
     def register_hook(self, fn):
         """fn(grad) -> new grad or None, called when this leaf's gradient is accumulated."""

@@ -36,17 +36,18 @@ void ce_forward(const T* x, const int64_t* target, T* loss, T* lse, int64_t rows
       const double v = xr[c];
       sum_x += v;
       if (v > m) {
-        s = s * std::exp(m - v) + 1.0;
+        s = (m == -INFINITY ? 0.0 : s * std::exp(m - v)) + 1.0;
         m = v;
-      } else {
+      } else if (v > -INFINITY) {  // exp(-inf) adds nothing; exp(-inf - -inf) would be NaN
         s += std::exp(v - m);
       }
     }
     const double l = m + std::log(s);
     lse[r] = static_cast<T>(l);
     const double nll = l - xr[t];
-    const double smooth = l - sum_x / cols;  // -mean over classes of log p
-    loss[r] = static_cast<T>((1.0 - smoothing) * nll + smoothing * smooth);
+    double out = (1.0 - smoothing) * nll;
+    if (smoothing > 0) out += smoothing * (l - sum_x / cols);  // -mean over classes of log p
+    loss[r] = static_cast<T>(out);
   }
 }
 

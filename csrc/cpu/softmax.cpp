@@ -22,8 +22,8 @@ void softmax_rows(const T* x, T* y, int64_t rows, int64_t cols, bool log) {
     double sum = 0;
     if (log) {
       for (int64_t c = 0; c < cols; ++c) sum += std::exp(xr[c] - m);
-      const T lse = m + static_cast<T>(std::log(sum));
-      for (int64_t c = 0; c < cols; ++c) yr[c] = xr[c] - lse;
+      const T log_sum = static_cast<T>(std::log(sum));  // (x - m) - log_sum: no rounding of m + log_sum
+      for (int64_t c = 0; c < cols; ++c) yr[c] = (xr[c] - m) - log_sum;
     } else {
       for (int64_t c = 0; c < cols; ++c) {
         T e = std::exp(xr[c] - m);

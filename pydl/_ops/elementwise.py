@@ -235,7 +235,10 @@ class Where(Function):
     @staticmethod
     def backward(ctx, g):
         (cond,) = ctx.saved_tensors
-        return None, _g(ctx, 1, lambda: g * cond), _g(ctx, 2, lambda: g * ~cond)
+        xp = ctx.backend.xp
+        # where, not g * cond: a NaN/inf gradient must not reach the branch not taken.
+        return (None, _g(ctx, 1, lambda: xp.where(cond, g, 0).astype(g.dtype, copy=False)),
+                _g(ctx, 2, lambda: xp.where(cond, 0, g).astype(g.dtype, copy=False)))
 
 
 # ---- activations -----------------------------------------------------------------

@@ -219,7 +219,7 @@ class BCEWithLogits(Function):
         dx = g * ((1 - y) - (1 + (pw - 1) * y) * sig_neg)
         dy = None
         if ctx.needs_input_grad[1]:
-            dy = g * (-x - (pw - 1) * xp.logaddexp(0, -x))
+            dy = g * (-x + (pw - 1) * xp.logaddexp(0, -x))
         return dx, dy, None
 
 

@@ -145,4 +145,5 @@ class MaskedFill(Function):
     @staticmethod
     def backward(ctx, g):
         (mask,) = ctx.saved_tensors
-        return g * ~mask, None
+        # where, not g * ~mask: a NaN/inf gradient at a filled position must not leak (0 * inf).
+        return ctx.backend.xp.where(mask, 0, g).astype(g.dtype, copy=False), None

@@ -166,7 +166,8 @@ def backward(tensor, grad=None, retain_graph: bool = False):
         for inp, g in zip(node.inputs, in_grads):
             if inp is None or g is None:
                 continue
-            g = unbroadcast(g, inp.shape)
+            # asarray: NumPy reductions of 0-d results give scalars, not arrays.
+            g = node.backend.asarray(unbroadcast(g, inp.shape))
             if g.dtype != inp.dtype:
                 g = g.astype(inp.dtype)
             if inp._grad_fn is None:

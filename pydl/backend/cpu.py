@@ -62,6 +62,8 @@ def linear(x, weight, bias=None):
 
 def softmax_forward(x, log: bool):
     """softmax or log_softmax over the last dimension."""
+    if x.size == 0:  # the kernels' contiguity check rejects NumPy's zero strides of empty arrays
+        return np.empty(x.shape, x.dtype)
     xw = _wide(x)
     y = np.empty_like(xw)
     _k.softmax_forward(xw, y, log)
@@ -69,6 +71,8 @@ def softmax_forward(x, log: bool):
 
 
 def softmax_backward(y, dy, log: bool):
+    if y.size == 0:
+        return np.empty(y.shape, y.dtype)
     yw, dyw = _wide(y), _wide(dy)
     dx = np.empty_like(yw)
     _k.softmax_backward(yw, dyw, dx, log)
@@ -83,6 +87,8 @@ def layer_norm_forward(x, weight, bias, eps: float, rms: bool = False):
     w = None if weight is None else _wide(weight)
     b = None if bias is None else _wide(bias)
     rows = xw.shape[0] if xw.ndim else 1
+    if xw.size == 0:
+        return np.empty(x.shape, x.dtype), np.zeros(rows, xw.dtype), np.zeros(rows, xw.dtype)
     y = np.empty_like(xw)
     mean = np.empty(rows, xw.dtype)
     rstd = np.empty(rows, xw.dtype)
@@ -97,6 +103,10 @@ def layer_norm_backward(x, weight, mean, rstd, dy, rms: bool, need_weight: bool,
     cols = xw.shape[-1]
     dw = np.zeros(cols, xw.dtype) if need_weight else None
     db = np.zeros(cols, xw.dtype) if need_bias else None
+    if xw.size == 0:
+        pdt = x.dtype if weight is None else weight.dtype
+        return (np.empty(x.shape, x.dtype), None if dw is None else _narrow(dw, pdt),
+                None if db is None else _narrow(db, pdt))
     _k.layer_norm_backward(xw, w, mean, rstd, dyw, dx, dw, db, rms)
     pdt = x.dtype if weight is None else weight.dtype
     return (_narrow(dx, x.dtype), None if dw is None else _narrow(dw, pdt),
@@ -111,6 +121,8 @@ def cross_entropy_forward(logits, target, ignore_index: int, label_smoothing: fl
     n = xw.shape[0]
     loss = np.empty(n, xw.dtype)
     lse = np.empty(n, xw.dtype)
+    if n == 0:
+        return loss, lse
     _k.cross_entropy_forward(xw, np.ascontiguousarray(target), loss, lse, int(ignore_index),
                              float(label_smoothing))
     return loss, lse
@@ -119,6 +131,8 @@ def cross_entropy_forward(logits, target, ignore_index: int, label_smoothing: fl
 def cross_entropy_backward(logits, target, lse, dloss, ignore_index: int, label_smoothing: float):
     xw = _wide(logits)
     dx = np.empty_like(xw)
+    if xw.size == 0:
+        return _narrow(dx, logits.dtype)
     _k.cross_entropy_backward(xw, np.ascontiguousarray(target), lse,
                               np.ascontiguousarray(dloss, dtype=xw.dtype), dx,
                               int(ignore_index), float(label_smoothing))
