@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# One command on a machine with an NVIDIA GPU and the dependencies installed
+# (no network needed): build pydl in place, run the -m cuda tests, run the op
+# benchmarks against PyTorch, and put everything under one folder.
+#
+#   bash benchmarks/gpu_suite.sh [OUT_DIR]        (default: benchmarks/results/gpu-<date>)
+#
+# PYDL_CUDA_ARCHITECTURES narrows the build (e.g. 90a-real on an H100) for speed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-benchmarks/results/gpu-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1
+
+echo "== build" | tee "$out/build.log"
+python3 -m pip install --no-build-isolation --no-deps -Cbuild-dir=build/gpu -e . >>"$out/build.log" 2>&1 \
+  || { tail -40 "$out/build.log"; echo "build failed"; exit 1; }
+python3 -m pydl info | tee "$out/info.txt"
+
+echo "== tests (-m cuda)"
+timeout "${PYDL_TEST_TIMEOUT:-1800}" python3 -m pytest -m cuda -q -p no:cacheprovider -rfE \
+  ${PYDL_TEST_ARGS:-} >"$out/tests.log" 2>&1
+tests_rc=$?
+tail -25 "$out/tests.log"
+
+echo "== benchmarks"
+python3 benchmarks/gemm_bench.py --out "$out/gemm.json" >"$out/gemm.log" 2>&1 || tail -20 "$out/gemm.log"
+python3 benchmarks/rowops_bench.py --out "$out/rowops.json" ${PYDL_BENCH_ARGS:-} >"$out/rowops.log" 2>&1 \
+  || tail -20 "$out/rowops.log"
+python3 benchmarks/summarize.py "$out" | tee "$out/summary.md"
+exit $tests_rc
