@@ -280,7 +280,10 @@ inline size_t max_shared_optin() {
 // Lets `kernel` launch with `bytes` of dynamic shared memory (above 48 KiB needs an opt-in).
 template <typename Kernel>
 void allow_shared(Kernel kernel, size_t bytes) {
-  if (bytes > 48 * 1024)
+  // The 48 KiB default covers static plus dynamic shared memory together.
+  cudaFuncAttributes attr{};
+  check_cuda(cudaFuncGetAttributes(&attr, kernel), "cudaFuncGetAttributes");
+  if (bytes + attr.sharedSizeBytes > 48 * 1024)
     check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     static_cast<int>(bytes)),
                "cudaFuncSetAttribute");

@@ -44,7 +44,8 @@ __global__ void softmax_forward_kernel(const T* __restrict__ x, T* __restrict__ 
   }
   ms = group_maxsum<kWarp>(ms, red);
   // An all -inf row has m = -inf and s = 0: both formulas give NaN, like PyTorch.
-  const A lse = ms.m + acc_log(ms.s), inv = A(1) / ms.s;
+  // log_softmax is (x - m) - log(s): adding m and log(s) first would round away low bits of x.
+  const A log_s = acc_log(ms.s), inv = A(1) / ms.s;
 
   for (int c = g.rank; c < chunks; c += g.size) {
     C v;
@@ -54,7 +55,7 @@ __global__ void softmax_forward_kernel(const T* __restrict__ x, T* __restrict__ 
 #pragma unroll
     for (int i = 0; i < kN; ++i) {
       const A a = to_acc(v.v[i]);
-      o.v[i] = from_acc<T>(log ? a - lse : acc_exp(a - ms.m) * inv);
+      o.v[i] = from_acc<T>(log ? (a - ms.m) - log_s : acc_exp(a - ms.m) * inv);
     }
     store_chunk(yr + static_cast<int64_t>(c) * kN, o);
   }
