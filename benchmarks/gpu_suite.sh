@@ -5,15 +5,17 @@
 #
 #   bash benchmarks/gpu_suite.sh [OUT_DIR]        (default: benchmarks/results/gpu-<date>)
 #
-# PYDL_CUDA_ARCHITECTURES narrows the build (e.g. 90a-real on an H100) for speed.
+# PYDL_CUDA_ARCHITECTURES narrows the build (e.g. 90a-real on an H100) for speed;
+# PYDL_TEST_ARGS and PYDL_BENCH_ARGS (e.g. --quick) pass through.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-benchmarks/results/gpu-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 
-echo "== build" | tee "$out/build.log"
-python3 -m pip install --no-build-isolation --no-deps -Cbuild-dir=build/gpu -e . >>"$out/build.log" 2>&1 \
+echo "== build"
+rm -f pydl/_C*.so  # an in-place CPU build would shadow the one installed here
+python3 -m pip install --no-build-isolation --no-deps -Cbuild-dir=build/gpu -e . >"$out/build.log" 2>&1 \
   || { tail -40 "$out/build.log"; echo "build failed"; exit 1; }
 python3 -m pydl info | tee "$out/info.txt"
 
@@ -24,8 +26,9 @@ tests_rc=$?
 tail -25 "$out/tests.log"
 
 echo "== benchmarks"
-python3 benchmarks/gemm_bench.py --out "$out/gemm.json" >"$out/gemm.log" 2>&1 || tail -20 "$out/gemm.log"
-python3 benchmarks/rowops_bench.py --out "$out/rowops.json" ${PYDL_BENCH_ARGS:-} >"$out/rowops.log" 2>&1 \
-  || tail -20 "$out/rowops.log"
-python3 benchmarks/summarize.py "$out" | tee "$out/summary.md"
+python3 benchmarks/gemm_bench.py --out "$out/gemm_variants.json" >"$out/gemm_variants.log" 2>&1 \
+  || tail -20 "$out/gemm_variants.log"
+python3 -m pydl bench ops --device cuda --out "$out" ${PYDL_BENCH_ARGS:-} >"$out/bench.log" 2>&1 \
+  || tail -20 "$out/bench.log"
+tail -n +1 "$out/report.md" | tail -60
 exit $tests_rc

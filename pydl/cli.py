@@ -33,7 +33,13 @@ def main(argv=None):
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     tr.add_argument("--out", default="runs/mlp", help="folder for metrics.json ('' for none)")
+    from .bench import cli as bench_cli
+
+    bench_cli.add_parser(sub)
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    if args.command == "bench":
+        return bench_cli.run(args)
     if args.command == "info":
         from .info import main as info_main
 

@@ -1,0 +1,40 @@
+"""The `pydl bench` subcommands."""
+from __future__ import annotations
+
+
+def add_parser(sub):
+    bench = sub.add_parser("bench", help="benchmark pydl against PyTorch")
+    bsub = bench.add_subparsers(dest="bench_command", required=True)
+    ops = bsub.add_parser("ops", help="kernels against PyTorch's, checked then timed")
+    ops.add_argument("--device", default=None, choices=["cuda", "cpu"])
+    ops.add_argument("--dtype", default=None, help="comma-separated, e.g. float16,bfloat16")
+    ops.add_argument("--suites", default=None, help="comma-separated: gemm,rowops")
+    ops.add_argument("--quick", action="store_true", help="small sizes, fewer runs")
+    ops.add_argument("--out", default=None, help="results folder (default benchmarks/results/<device>-<time>)")
+    cmp_ = bsub.add_parser("compare", help="what changed between two results folders")
+    cmp_.add_argument("a")
+    cmp_.add_argument("b")
+
+
+def run(args) -> int:
+    import time
+
+    from rich.console import Console
+
+    from . import report, run_ops, write
+
+    console = Console()
+    if args.bench_command == "compare":
+        console.print(report.compare(args.a, args.b))
+        return 0
+    import pydl
+
+    device = args.device or ("cuda" if pydl.cuda.is_available() else "cpu")
+    results = run_ops(device, dtypes=args.dtype.split(",") if args.dtype else None, quick=args.quick,
+                      suites=args.suites.split(",") if args.suites else None,
+                      command="pydl " + " ".join(args.argv))
+    out = args.out or f"benchmarks/results/{device}-{time.strftime('%Y%m%d-%H%M%S')}"
+    write(results, out)
+    console.print(report.table(results))
+    console.print(f"results in {out}/ (results.json, report.md, ratio.png, roofline.png)")
+    return 1 if any(r["status"] != "ok" for r in results["rows"]) else 0

@@ -1,0 +1,48 @@
+"""`pydl bench ops --quick` on the CPU: every row checked then timed, reports
+written, and a wrong kernel reported as wrong instead of timed."""
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+
+import pydl.backend.cpu as cpu_backend  # noqa: E402
+from pydl import bench  # noqa: E402
+from pydl.cli import main  # noqa: E402
+
+
+def test_quick_cpu_run_writes_checked_rows(tmp_path):
+    rc = main(["bench", "ops", "--device", "cpu", "--quick", "--out", str(tmp_path)])
+    assert rc == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["environment"]["commit"] and res["command"].startswith("pydl bench ops")
+    ops = {r["op"] for r in res["rows"]}
+    assert {"matmul", "softmax_fwd", "layer_norm_bwd", "cross_entropy_fwd"} <= ops
+    for r in res["rows"]:
+        assert r["status"] == "ok" and r["pydl_ms"] > 0 and r["torch_ms"] > 0
+        assert r["rel_error"] <= 1e-4
+    assert (tmp_path / "report.md").read_text().count("| ok |") == len(res["rows"])
+    for png in ("ratio.png", "roofline.png"):
+        if (tmp_path / png).exists():
+            assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_wrong_kernel_is_reported_not_timed(monkeypatch):
+    real = cpu_backend.softmax_forward
+    monkeypatch.setattr(cpu_backend, "softmax_forward", lambda x, log: real(x, log) * 1.01)
+    res = bench.run_ops("cpu", quick=True, suites=["rowops"], progress=False)
+    by_op = {}
+    for r in res["rows"]:
+        by_op.setdefault(r["op"], []).append(r)
+    for r in by_op["softmax_fwd"] + by_op["log_softmax_fwd"]:
+        assert r["status"] == "wrong" and "pydl_ms" not in r
+    for r in by_op["layer_norm_fwd"]:
+        assert r["status"] == "ok"
+
+
+def test_compare_two_runs(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        res = bench.run_ops("cpu", quick=True, suites=["gemm"], progress=False)
+        bench.write(res, str(d))
+    assert main(["bench", "compare", str(a), str(b)]) == 0
