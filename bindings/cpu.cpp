@@ -8,6 +8,7 @@
 namespace pydl::bind {
 
 void register_cpu(py::module_& m) {
+  register_cpu_conv(m);
   m.def(
       "softmax_forward",
       [](py::handle x, py::handle y, bool log) {

@@ -22,6 +22,7 @@ DType dtype_from_name(const std::string& name);
 
 void register_cpu(py::module_& m);
 void register_cuda(py::module_& m);
+void register_cpu_conv(py::module_& m);
 // Defined only in builds with CUDA kernels (bindings/cuda_*.cpp).
 void register_cuda_gemm(py::module_& m);
 void register_cuda_rowops(py::module_& m);

@@ -32,4 +32,16 @@ void cross_entropy_backward(const TensorView& logits, const TensorView& target, 
                             const TensorView& dloss, const TensorView& dlogits, int64_t ignore_index,
                             double label_smoothing);
 
+// conv2d over NCHW arrays (weight (OC, C / groups, KH, KW)); padding is the top/left pad, and
+// the output's spatial size comes from y (dy), so asymmetric "same" padding needs no extra case.
+void conv2d_forward(const TensorView& x, const TensorView& w, const std::optional<TensorView>& bias,
+                    const TensorView& y, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh,
+                    int64_t dw, int64_t groups);
+void conv2d_backward_input(const TensorView& dy, const TensorView& w, const TensorView& dx,
+                           int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
+                           int64_t groups);
+void conv2d_backward_weight(const TensorView& x, const TensorView& dy, const TensorView& dw_out,
+                            int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
+                            int64_t groups);
+
 }  // namespace pydl::cpu

@@ -113,6 +113,32 @@ def layer_norm_backward(x, weight, mean, rstd, dy, rms: bool, need_weight: bool,
             None if db is None else _narrow(db, pdt))
 
 
+# ---- convolution -------------------------------------------------------------------
+# NCHW arrays; stride, padding (top, left), dilation are pairs. The output's spatial size is
+# passed where padding may be asymmetric ("same" with an even window pads more at the end).
+
+def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, out_hw):
+    xw, ww = _wide(x), _wide(weight)
+    bw = None if bias is None else _wide(bias)
+    y = np.empty((x.shape[0], weight.shape[0]) + tuple(out_hw), xw.dtype)
+    _k.conv2d_forward(xw, ww, bw, y, *stride, *padding, *dilation, groups)
+    return _narrow(y, x.dtype)
+
+
+def conv2d_backward_input(dy, weight, in_shape, stride, padding, dilation, groups):
+    dyw, ww = _wide(dy), _wide(weight)
+    dx = np.empty(tuple(in_shape), dyw.dtype)
+    _k.conv2d_backward_input(dyw, ww, dx, *stride, *padding, *dilation, groups)
+    return _narrow(dx, dy.dtype)
+
+
+def conv2d_backward_weight(x, dy, weight_shape, stride, padding, dilation, groups):
+    xw, dyw = _wide(x), _wide(dy)
+    dw = np.empty(tuple(weight_shape), xw.dtype)
+    _k.conv2d_backward_weight(xw, dyw, dw, *stride, *padding, *dilation, groups)
+    return _narrow(dw, x.dtype)
+
+
 # ---- losses ------------------------------------------------------------------------
 
 def cross_entropy_forward(logits, target, ignore_index: int, label_smoothing: float):

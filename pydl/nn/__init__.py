@@ -3,6 +3,7 @@ losses and containers built on them, `functional` (the ops, as F) and `init`
 (weight initialisation)."""
 from . import functional, init, utils
 from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh
+from .conv import Conv1d, Conv2d, ConvTranspose2d
 from .container import ModuleDict, ModuleList, Sequential
 from .layers import Dropout, Embedding, Flatten, Identity, Linear
 from .loss import (BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss,
@@ -10,6 +11,7 @@ from .loss import (BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELo
 from .module import Module
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm
 from .parameter import Parameter
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, Upsample
 
 __all__ = [
     "functional", "init", "utils", "Module", "Parameter",
@@ -20,4 +22,6 @@ __all__ = [
     "LogSoftmax",
     "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss",
     "BCEWithLogitsLoss",
+    "Conv1d", "Conv2d", "ConvTranspose2d",
+    "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Upsample",
 ]

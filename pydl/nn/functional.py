@@ -153,3 +153,80 @@ def one_hot(tensor, num_classes=-1):
     if tensor.numel() and (int(tensor._data.min()) < 0 or int(tensor._data.max()) >= n):
         raise IndexError(f"one_hot: class values must be in [0, {n})")
     return Tensor._wrap((tensor._data[..., None] == xp.arange(n)).astype(xp.int64))
+
+
+# ---- convolution and pooling (pydl/_ops/conv.py, pydl/_ops/pool.py) ----------------
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: A002
+    from .._ops.conv import Conv2d
+    _check_tensor("conv2d", "input", input)
+    _common_device("conv2d", [t for t in (input, weight, bias) if t is not None])
+    return Conv2d.apply(input, weight, bias, stride=stride, padding=padding, dilation=dilation,
+                        groups=groups)
+
+
+def _one_d(v):
+    return v if isinstance(v, str) else (1, v if isinstance(v, int) else tuple(v)[0])
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: A002
+    _check_tensor("conv1d", "input", input)
+    if input.ndim != 3 or weight.ndim != 3:
+        raise ValueError(f"conv1d: expected a 3-D input (N, C, L) and a 3-D weight, got shapes "
+                         f"{tuple(input.shape)} and {tuple(weight.shape)}")
+    pad = padding if isinstance(padding, str) else (0, _one_d(padding)[1])
+    y = conv2d(input.unsqueeze(2), weight.unsqueeze(2), bias, _one_d(stride), pad,
+               _one_d(dilation), groups)
+    return y.squeeze(2)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,  # noqa: A002
+                     groups=1, dilation=1):
+    from .._ops.conv import ConvTranspose2d
+    _check_tensor("conv_transpose2d", "input", input)
+    _common_device("conv_transpose2d", [t for t in (input, weight, bias) if t is not None])
+    return ConvTranspose2d.apply(input, weight, bias, stride=stride, padding=padding,
+                                 output_padding=output_padding, groups=groups, dilation=dilation)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,  # noqa: A002
+               return_indices=False):
+    from .._ops.pool import MaxPool2d
+    _check_tensor("max_pool2d", "input", input)
+    y, idx = MaxPool2d.apply(input, kernel_size, stride=stride, padding=padding,
+                             dilation=dilation, ceil_mode=ceil_mode)
+    return (y, idx) if return_indices else y
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,  # noqa: A002
+               count_include_pad=True, divisor_override=None):
+    from .._ops.pool import AvgPool2d
+    _check_tensor("avg_pool2d", "input", input)
+    return AvgPool2d.apply(input, kernel_size, stride=stride, padding=padding, ceil_mode=ceil_mode,
+                           count_include_pad=count_include_pad, divisor_override=divisor_override)
+
+
+def adaptive_avg_pool2d(input, output_size):  # noqa: A002
+    from .._ops.pool import SeparableResample, adaptive_avg_matrices
+    _check_tensor("adaptive_avg_pool2d", "input", input)
+    mh, mw = adaptive_avg_matrices(input._backend.xp, input._data, output_size)
+    return SeparableResample.apply(input, mh, mw)
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,  # noqa: A002
+                recompute_scale_factor=None):
+    from .._ops.pool import SeparableResample, nearest_matrices
+    _check_tensor("interpolate", "input", input)
+    if mode != "nearest":
+        raise ValueError(f"interpolate: only mode='nearest' is supported, got {mode!r}")
+    if align_corners is not None:
+        raise ValueError("interpolate: align_corners applies only to linear modes")
+    if recompute_scale_factor and scale_factor is not None:
+        size, scale_factor = tuple(int(s * f) for s, f in zip(
+            input.shape[2:], (scale_factor,) * (input.ndim - 2)
+            if isinstance(scale_factor, (int, float)) else scale_factor)), None
+    mh, mw = nearest_matrices(input._backend.xp, input._data, size, scale_factor)
+    if input.ndim == 3:
+        n, c, length = input.shape
+        return SeparableResample.apply(input.reshape(n, c, 1, length), mh, mw).squeeze(2)
+    return SeparableResample.apply(input, mh, mw)
