@@ -10,6 +10,7 @@ from .loss import (BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELo
 from .module import Module
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm
 from .parameter import Parameter
+from .rnn import GRU, LSTM, GRUCell, LSTMCell
 
 __all__ = [
     "functional", "init", "utils", "Module", "Parameter",
@@ -20,4 +21,5 @@ __all__ = [
     "LogSoftmax",
     "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss",
     "BCEWithLogitsLoss",
+    "LSTM", "GRU", "LSTMCell", "GRUCell",
 ]
