@@ -5,6 +5,7 @@ import argparse
 import sys
 
 RECIPES = {"mlp": "pydl.recipes.mlp"}
+RECIPES["lstm"] = "pydl.recipes.lstm"
 
 
 def _train(args):
