@@ -10,3 +10,12 @@ def load_twin(name):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def one_blas_thread():
+    """A fixture body: the recurrent tests do many tiny matrix products, which a threaded
+    BLAS on a busy small machine runs many times slower than one thread."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):
+        yield

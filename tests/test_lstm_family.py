@@ -9,7 +9,9 @@ from pydl.data import first_token_task
 from pydl.models import CharLM, SequenceClassifier
 
 import helpers  # noqa: F401  (one torch thread for the oracle)
-from _twins import load_twin
+from _twins import load_twin, one_blas_thread
+
+_blas = pytest.fixture(autouse=True)(one_blas_thread)
 
 
 def test_char_lm_shapes_state_and_learning():

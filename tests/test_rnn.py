@@ -8,6 +8,9 @@ import pydl
 from pydl import nn
 
 from helpers import TOL, assert_close, fresh_rng
+from _twins import one_blas_thread
+
+_blas = pytest.fixture(autouse=True)(one_blas_thread)
 
 _TORCH = {"LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU, "LSTMCell": torch.nn.LSTMCell,
           "GRUCell": torch.nn.GRUCell}

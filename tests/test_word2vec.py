@@ -10,7 +10,9 @@ from pydl.models.word2vec import Word2Vec, cluster_purity, load_word2vec_text
 from pydl.recipes.word2vec import load_corpus
 
 import helpers  # noqa: F401
-from _twins import load_twin
+from _twins import load_twin, one_blas_thread
+
+_blas = pytest.fixture(autouse=True)(one_blas_thread)
 
 
 def _tiny(mode="skipgram"):

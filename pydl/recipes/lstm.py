@@ -65,9 +65,26 @@ def evaluate_classifier(model, x, y, device, batch_size=256) -> float:
 def run(epochs=None, seed: int = 0, device: str = "cpu", out=None, progress: bool = True,
         text=None, batch_size: int = 32, seq_len: int = 64, lr: float = 3e-3,
         hidden_size: int = 256, steps_per_epoch: int = 120, cls_steps: int = 150,
-        cls_length: int = 60, eval_chars: int = 20000, **_ignored) -> dict:
+        cls_length: int = 60, eval_chars: int = 20000, blas_threads=1, **_ignored) -> dict:
     """epochs: language-model epochs of `steps_per_epoch` random windows (default 2);
-    text: path of a UTF-8 text file to model instead of the pydoc text."""
+    text: path of a UTF-8 text file to model instead of the pydoc text.
+    blas_threads: BLAS threads on the CPU (None: the library's default). The per-step
+    matrix products are small; on a busy 2-core machine a threaded BLAS spent 20x the
+    time of a single thread on them."""
+    from contextlib import nullcontext
+
+    limit = nullcontext()
+    if blas_threads is not None and device == "cpu":
+        from threadpoolctl import threadpool_limits
+
+        limit = threadpool_limits(blas_threads, user_api="blas")
+    with limit:
+        return _run(epochs, seed, device, out, progress, text, batch_size, seq_len, lr,
+                    hidden_size, steps_per_epoch, cls_steps, cls_length, eval_chars)
+
+
+def _run(epochs, seed, device, out, progress, text, batch_size, seq_len, lr, hidden_size,
+         steps_per_epoch, cls_steps, cls_length, eval_chars):
     import pydl
     import pydl.nn.functional as F
     from pydl.data import CharTokenizer, first_token_task, load_text, split_text
