@@ -81,3 +81,18 @@ def test_recipe_reaches_its_bars(tmp_path):
     assert m["held_out_cross_entropy"] <= 0.7 * m["unigram_cross_entropy"], m
     assert m["classification_accuracy"] >= 0.95 and m["sequence_length"] >= 50, m
     assert json.loads((tmp_path / "metrics.json").read_text())["family"] == "lstm"
+
+
+def test_recipe_runs_on_a_user_text_file(tmp_path):
+    import json
+
+    from pydl.recipes import lstm
+
+    p = tmp_path / "corpus.txt"
+    p.write_text("the quick brown fox jumps over the lazy dog. " * 200, encoding="utf-8")
+    m = lstm.run(epochs=1, text=str(p), out=str(tmp_path / "run"), progress=False, hidden_size=16,
+                 batch_size=4, seq_len=16, steps_per_epoch=3, cls_steps=2, cls_length=8,
+                 eval_chars=500)
+    for k in ("held_out_cross_entropy", "unigram_cross_entropy", "classification_accuracy"):
+        assert np.isfinite(m[k]), k
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["family"] == "lstm"

@@ -94,3 +94,14 @@ def test_recipe_reaches_purity(mode, tmp_path):
     assert m["cluster_purity"] >= 0.9, m
     assert json.loads((tmp_path / "metrics.json").read_text())["family"] == "word2vec"
     assert (tmp_path / "vectors.txt").exists()
+
+
+def test_recipe_on_a_user_text_file(tmp_path):
+    from pydl.data import load_pydoc_text
+    from pydl.recipes import word2vec
+
+    p = tmp_path / "corpus.txt"
+    p.write_text(load_pydoc_text()[:20000], encoding="utf-8")
+    m = word2vec.run(epochs=1, text=str(p), out=str(tmp_path / "run"), progress=False, dim=8)
+    assert "cluster_purity" not in m and m["vocab_size"] > 50 and len(m["neighbours"]) == 5
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["train_loss"] > 0
