@@ -103,8 +103,9 @@ def _run(epochs, seed, device, out, progress, text, batch_size, seq_len, lr, hid
     opt = pydl.optim.Adam(lm.parameters(), lr=lr)
     tokens, labels, vocab = first_token_task(6000, length=cls_length, n_classes=4, n_noise=8,
                                              seed=seed)
-    clf = SequenceClassifier(vocab, 4, embed_dim=16, hidden_size=32, forget_bias=4.0).to(device)
-    clf_opt = pydl.optim.Adam(clf.parameters(), lr=1e-2)
+    clf = SequenceClassifier(vocab, 4, embed_dim=16, hidden_size=64, forget_bias=4.0).to(device)
+    clf_opt = pydl.optim.Adam(clf.parameters(), lr=5e-3)
+    clf_rng = np.random.default_rng(seed + 1)
     history = []
     start = time.perf_counter()
     total_steps = epochs * steps_per_epoch
@@ -129,11 +130,12 @@ def _run(epochs, seed, device, out, progress, text, batch_size, seq_len, lr, hid
                             "held_out_cross_entropy": held})
         n_train = 5000
         for step in range(cls_steps):
-            idx = rng.integers(0, n_train, size=64)
+            idx = clf_rng.integers(0, n_train, size=64)
             logits = clf(pydl.tensor(tokens[idx], device=device))
             loss = F.cross_entropy(logits, pydl.tensor(labels[idx], device=device))
             clf_opt.zero_grad()
             loss.backward()
+            pydl.nn.utils.clip_grad_norm_(clf.parameters(), 1.0)
             clf_opt.step()
             bar.update(task, advance=1, description=f"lstm classifier loss {loss.item():.3f}")
     accuracy = evaluate_classifier(clf, tokens[n_train:], labels[n_train:], device)
