@@ -75,6 +75,13 @@ def test_bad_arguments():
         Word2Vec(["a", "b"], [1, 1], mode="glove")
     with pytest.raises(ValueError, match="Word2Vec"):
         Word2Vec(["a", "b"], [1])
+    m = Word2Vec(["a", "b", "c"], [1, 2, 3], dim=4)
+    with pytest.raises(ValueError, match="Word2Vec"):
+        m(np.zeros((2, 3), np.int64), np.zeros(2, np.int64), np.zeros((2, 5), np.int64))
+    with pytest.raises(ValueError, match="Word2Vec"):
+        m(np.zeros(2, np.int64), np.zeros(3, np.int64), np.zeros((2, 5), np.int64))
+    with pytest.raises(IndexError, match="embedding"):
+        m(np.zeros(2, np.int64), np.full(2, 7), np.zeros((2, 5), np.int64))
 
 
 @pytest.mark.parametrize("mode", ["skipgram", "cbow"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import nn
+from .._ops import cat
 from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor, tensor
 
@@ -96,6 +97,13 @@ class Word2Vec(nn.Module):
         dev = self.in_embed.weight.device
         inputs, targets, negatives = (x if isinstance(x, Tensor) else tensor(x, device=dev)
                                       for x in (inputs, targets, negatives))
+        b = targets.shape[0] if targets.ndim == 1 else -1
+        want_in = 1 if self.mode == "skipgram" else 2
+        if b < 0 or inputs.ndim != want_in or inputs.shape[0] != b or negatives.ndim != 2 \
+                or negatives.shape[0] != b:
+            raise ValueError(f"Word2Vec ({self.mode}): expected inputs of {want_in} dims, targets (B,) "
+                             f"and negatives (B, K) with one B; got {tuple(inputs.shape)}, "
+                             f"{tuple(targets.shape)}, {tuple(negatives.shape)}")
         if self.mode == "skipgram":
             h = self.in_embed(inputs)                                  # (B, D)
         else:
@@ -103,8 +111,7 @@ class Word2Vec(nn.Module):
             e = self.in_embed(inputs.clamp(min=0))                     # (B, 2W, D)
             m = mask.to(e.dtype).unsqueeze(-1)
             h = (e * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
-        words = self.out_embed(tensor(np.concatenate([targets.numpy()[:, None], negatives.numpy()],
-                                                     axis=1), device=dev))   # (B, 1+K, D)
+        words = self.out_embed(cat([targets.unsqueeze(1), negatives], dim=1))  # (B, 1+K, D)
         logits = (words @ h.unsqueeze(-1)).squeeze(-1)                # (B, 1+K)
         labels = np.zeros(tuple(logits.shape), np.float32)
         labels[:, 0] = 1.0
