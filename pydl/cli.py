@@ -5,6 +5,8 @@ import argparse
 import sys
 
 RECIPES = {"mlp": "pydl.recipes.mlp"}
+RECIPES["lstm"] = "pydl.recipes.lstm"
+RECIPES["word2vec"] = "pydl.recipes.word2vec"
 
 
 def _train(args):

@@ -12,6 +12,7 @@ from .module import Module
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm
 from .parameter import Parameter
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, Upsample
+from .rnn import GRU, LSTM, GRUCell, LSTMCell
 
 __all__ = [
     "functional", "init", "utils", "Module", "Parameter",
@@ -24,4 +25,5 @@ __all__ = [
     "BCEWithLogitsLoss",
     "Conv1d", "Conv2d", "ConvTranspose2d",
     "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Upsample",
+    "LSTM", "GRU", "LSTMCell", "GRUCell",
 ]
