@@ -15,7 +15,7 @@ namespace {
 template <typename T>
 void ce_forward(const T* x, const int64_t* target, T* loss, T* lse, int64_t rows, int64_t cols,
                 int64_t ignore_index, double smoothing, std::atomic<int64_t>& bad_row) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * cols >= kParallelMin)
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * cols;
     const int64_t t = target[r];
@@ -55,7 +55,7 @@ template <typename T>
 void ce_backward(const T* x, const int64_t* target, const T* lse, const T* dloss, T* dx, int64_t rows,
                  int64_t cols, int64_t ignore_index, double smoothing) {
   const double off = smoothing / cols;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * cols >= kParallelMin)
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * cols;
     T* dr = dx + r * cols;

@@ -8,6 +8,10 @@
 
 namespace pydl::cpu {
 
+// Below this many elements a row kernel runs on the calling thread: waking an
+// OpenMP team costs more than the work, and far more on a busy machine.
+constexpr int64_t kParallelMin = 1 << 15;
+
 // y = softmax(x) or log_softmax(x) over the last dimension.
 void softmax_forward(const TensorView& x, const TensorView& y, bool log);
 // dx from the forward output y and the upstream gradient dy.

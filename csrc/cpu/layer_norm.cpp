@@ -17,7 +17,7 @@ namespace {
 template <typename T>
 void ln_forward(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, int64_t rows,
                 int64_t cols, double eps, bool rms) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * cols >= kParallelMin)
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * cols;
     T* yr = y + r * cols;
@@ -51,7 +51,7 @@ void ln_backward(const T* x, const T* w, const T* mean, const T* rstd, const T* 
   const int nthreads = omp_get_max_threads();
   const bool want_params = dw || db;
   std::vector<double> partial(want_params ? static_cast<size_t>(nthreads) * 2 * cols : 0, 0.0);
-#pragma omp parallel num_threads(nthreads)
+#pragma omp parallel num_threads(nthreads) if (rows * cols >= kParallelMin)
   {
     double* pw = want_params ? partial.data() + static_cast<size_t>(omp_get_thread_num()) * 2 * cols
                              : nullptr;
@@ -83,7 +83,7 @@ void ln_backward(const T* x, const T* w, const T* mean, const T* rstd, const T* 
     }
   }
   if (!want_params) return;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cols * nthreads >= kParallelMin)
   for (int64_t c = 0; c < cols; ++c) {
     double sw = 0, sb = 0;
     for (int t = 0; t < nthreads; ++t) {

@@ -12,7 +12,7 @@ namespace {
 
 template <typename T>
 void softmax_rows(const T* x, T* y, int64_t rows, int64_t cols, bool log) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * cols >= kParallelMin)
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * cols;
     T* yr = y + r * cols;
@@ -38,7 +38,7 @@ void softmax_rows(const T* x, T* y, int64_t rows, int64_t cols, bool log) {
 
 template <typename T>
 void softmax_backward_rows(const T* y, const T* dy, T* dx, int64_t rows, int64_t cols, bool log) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * cols >= kParallelMin)
   for (int64_t r = 0; r < rows; ++r) {
     const T* yr = y + r * cols;
     const T* gr = dy + r * cols;
