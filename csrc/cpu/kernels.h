@@ -32,4 +32,18 @@ void cross_entropy_backward(const TensorView& logits, const TensorView& target, 
                             const TensorView& dloss, const TensorView& dlogits, int64_t ignore_index,
                             double label_smoothing);
 
+// Fused scaled-dot-product attention (csrc/cpu/attention.cpp). q (B, L, E), k (B, S, E),
+// v (B, S, Ev) contiguous; mask an optional additive view (B1, B2, L, S) with B1*B2 = B and
+// any strides (zero where broadcast); out (B, L, Ev) and lse (B, L) are outputs. Dropout
+// draws Philox-4x32-10 at counter offset + (b*L + i)*S + j.
+void attention_forward(const TensorView& q, const TensorView& k, const TensorView& v,
+                       const std::optional<TensorView>& mask, const TensorView& out,
+                       const TensorView& lse, double scale, bool causal, double dropout_p,
+                       uint64_t seed, uint64_t offset);
+void attention_backward(const TensorView& q, const TensorView& k, const TensorView& v,
+                        const std::optional<TensorView>& mask, const TensorView& out,
+                        const TensorView& lse, const TensorView& dout, const TensorView& dq,
+                        const TensorView& dk, const TensorView& dv, double scale, bool causal,
+                        double dropout_p, uint64_t seed, uint64_t offset);
+
 }  // namespace pydl::cpu

@@ -153,3 +153,4 @@ def one_hot(tensor, num_classes=-1):
     if tensor.numel() and (int(tensor._data.min()) < 0 or int(tensor._data.max()) >= n):
         raise IndexError(f"one_hot: class values must be in [0, {n})")
     return Tensor._wrap((tensor._data[..., None] == xp.arange(n)).astype(xp.int64))
+from .._ops.attention import scaled_dot_product_attention  # noqa: E402,F401
