@@ -99,6 +99,58 @@ __attribute__((always_inline)) inline void gemm_acc(int64_t M, int64_t N, int64_
   }
 }
 
+
+// row[c] = exp(row[c] - mx) for c < n (n a multiple of the vector width); returns the sum.
+// float: a Cephes-style polynomial (relative error ~1e-7) in vectors; exp(-inf) = 0.
+template <typename T>
+__attribute__((always_inline)) inline T exp_shift_sum(T* row, int64_t n, T mx) {
+  T sum = 0;
+  for (int64_t c = 0; c < n; ++c) {
+    const T e = std::exp(row[c] - mx);
+    row[c] = e;
+    sum += e;
+  }
+  return sum;
+}
+
+template <>
+__attribute__((always_inline)) inline float exp_shift_sum<float>(float* row, int64_t n, float mx) {
+  using V = Vec<float>::v;
+  typedef int32_t VI __attribute__((vector_size(32), aligned(4)));
+  constexpr int W = Vec<float>::W;
+  V acc{};
+  for (int64_t c = 0; c < n; c += W) {
+    V x;
+    std::memcpy(&x, row + c, sizeof(V));
+    x -= mx;
+    const VI dead = x < -87.3f;
+    x = dead ? V{} - 87.3f : x;
+    V fx = x * 1.44269504088896341f + 0.5f;
+    VI ix = __builtin_convertvector(fx, VI);
+    ix -= (__builtin_convertvector(ix, V) > fx) ? VI{} + 1 : VI{};  // floor
+    fx = __builtin_convertvector(ix, V);
+    x -= fx * 0.693359375f;
+    x -= fx * -2.12194440e-4f;
+    V y = V{} + 1.9875691500E-4f;
+    y = y * x + 1.3981999507E-3f;
+    y = y * x + 8.3334519073E-3f;
+    y = y * x + 4.1665795894E-2f;
+    y = y * x + 1.6666665459E-1f;
+    y = y * x + 5.0000001201E-1f;
+    y = y * (x * x) + x + 1.0f;
+    VI bits = (ix + 127) << 23;
+    V pow2;
+    std::memcpy(&pow2, &bits, sizeof(V));
+    y *= pow2;
+    y = dead ? V{} : y;
+    std::memcpy(row + c, &y, sizeof(V));
+    acc += y;
+  }
+  float sum = 0;
+  for (int i = 0; i < W; ++i) sum += acc[i];
+  return sum;
+}
+
 // ---- Philox-4x32-10, as pydl/backend/rng.py defines it ---------------------------------------
 inline uint32_t philox_word(uint64_t seed, uint64_t counter) {
   const uint64_t block = counter >> 2;
@@ -245,12 +297,7 @@ __attribute__((always_inline)) inline void forward_item(const Problem& P, int64_
         continue;
       }
       const T alpha = std::exp(w.m[r] - mx);
-      T sum = 0;
-      for (int64_t c = 0; c < BKP; ++c) {
-        const T e = std::exp(row[c] - mx);
-        row[c] = e;
-        sum += e;
-      }
+      const T sum = exp_shift_sum(row, BKP, mx);
       w.l[r] = w.l[r] * alpha + sum;
       w.m[r] = mx;
       if (alpha != T(1))
@@ -328,7 +375,7 @@ __attribute__((always_inline)) inline void backward_item(const Problem& P, int64
         if (ls == ninf) {
           for (int64_t c = 0; c < BKP; ++c) row[c] = T(0);
         } else {
-          for (int64_t c = 0; c < BKP; ++c) row[c] = std::exp(row[c] - ls);
+          exp_shift_sum(row, BKP, ls);
         }
       }
       gemm_acc<T>(bq, BKP, P.Ev, dout + i0 * P.Ev, P.Ev, 1, w.vt.data(), BKP, w.dp.data(), BKP,
