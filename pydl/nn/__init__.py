@@ -2,6 +2,7 @@
 losses and containers built on them, `functional` (the ops, as F) and `init`
 (weight initialisation)."""
 from . import functional, init, utils
+from .attention import MultiheadAttention
 from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh
 from .container import ModuleDict, ModuleList, Sequential
 from .layers import Dropout, Embedding, Flatten, Identity, Linear
@@ -10,6 +11,8 @@ from .loss import (BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELo
 from .module import Module
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm
 from .parameter import Parameter
+from .transformer import (TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
+                          TransformerEncoderLayer)
 
 __all__ = [
     "functional", "init", "utils", "Module", "Parameter",
@@ -21,3 +24,5 @@ __all__ = [
     "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss",
     "BCEWithLogitsLoss",
 ]
+__all__ += ["MultiheadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer",
+            "TransformerEncoder", "TransformerDecoder"]
