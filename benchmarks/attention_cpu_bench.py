@@ -17,6 +17,8 @@ import sys
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Run from a checkout: import the pydl next to this folder (built in place).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def median_ms(fn, reps: int, warmup: int = 1) -> float:
