@@ -21,15 +21,19 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def median_ms(fn, reps: int, warmup: int = 1) -> float:
+def paired_median_ms(fa, fb, reps: int, warmup: int = 1):
+    """Median ms of fa and of fb, run alternately so that load from other processes on a
+    shared machine falls on both alike."""
     for _ in range(warmup):
-        fn()
-    times = []
+        fa()
+        fb()
+    ta, tb = [], []
     for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
+        for fn, times in ((fa, ta), (fb, tb)):
+            t = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(ta), statistics.median(tb)
 
 
 def cpu_model() -> str:
@@ -67,7 +71,7 @@ def main(argv=None):
     print(f"# torch {torch.__version__}, numpy {np.__version__}, python {sys.version.split()[0]}, "
           f"pydl commit {commit}")
     print(f"# float32, batch {args.batch}, heads {args.heads}, head_dim {args.head_dim}, "
-          f"median of {args.reps} runs after a warm-up")
+          f"median of {args.reps} runs after a warm-up, pydl and torch alternating")
     print("| seq | causal | pass | pydl ms | torch ms | pydl GFLOP/s | torch GFLOP/s | "
           "time ratio pydl/torch |")
     print("|---|---|---|---|---|---|---|---|")
@@ -80,10 +84,10 @@ def main(argv=None):
             flops = 4.0 * b * h * n * n * e * (0.5 if causal else 1.0)
             pq = [pydl.tensor(a) for a in arrs]
             tq = [torch.from_numpy(a) for a in arrs]
-            fwd_p = median_ms(lambda: F.scaled_dot_product_attention(*pq, is_causal=causal),
-                              args.reps)
-            fwd_t = median_ms(lambda: torch.nn.functional.scaled_dot_product_attention(
-                *tq, is_causal=causal), args.reps)
+            fwd_p, fwd_t = paired_median_ms(
+                lambda: F.scaled_dot_product_attention(*pq, is_causal=causal),
+                lambda: torch.nn.functional.scaled_dot_product_attention(*tq, is_causal=causal),
+                args.reps)
             pl = [pydl.tensor(a, requires_grad=True) for a in arrs]
             tl = [torch.from_numpy(a.copy()).requires_grad_() for a in arrs]
             pg, tg = pydl.tensor(g), torch.from_numpy(g)
@@ -98,8 +102,7 @@ def main(argv=None):
                     t.grad = None
                 torch.nn.functional.scaled_dot_product_attention(*tl, is_causal=causal).backward(tg)
 
-            both_p = median_ms(step_p, args.reps)
-            both_t = median_ms(step_t, args.reps)
+            both_p, both_t = paired_median_ms(step_p, step_t, args.reps)
             for name, tp, tt, fl in (("forward", fwd_p, fwd_t, flops),
                                      ("forward+backward", both_p, both_t, 3.5 * flops)):
                 print(f"| {n} | {causal} | {name} | {tp:.1f} | {tt:.1f} | {fl / tp / 1e6:.1f} | "

@@ -55,27 +55,43 @@ __attribute__((always_inline)) inline void gemm_acc(int64_t M, int64_t N, int64_
   int64_t m = 0;
   for (; m + 4 <= M; m += 4) {
     for (int64_t n = 0; n < N; n += 2 * W) {
-      V c[4][2];
-      for (int r = 0; r < 4; ++r)
-        for (int h = 0; h < 2; ++h) {
-          if (accumulate)
-            std::memcpy(&c[r][h], C + (m + r) * ldc + n + h * W, sizeof(V));
-          else
-            c[r][h] = V{} ;
-        }
-      const T* a = A + m * am;
-      for (int64_t k = 0; k < K; ++k) {
-        V b0, b1;
-        std::memcpy(&b0, B + k * ldb + n, sizeof(V));
-        std::memcpy(&b1, B + k * ldb + n + W, sizeof(V));
-        for (int r = 0; r < 4; ++r) {
-          const T s = a[r * am + k * ak];
-          c[r][0] += s * b0;
-          c[r][1] += s * b1;
-        }
+      T* c0p = C + m * ldc + n;
+      V c00{}, c01{}, c10{}, c11{}, c20{}, c21{}, c30{}, c31{};
+      if (accumulate) {
+        std::memcpy(&c00, c0p, sizeof(V));
+        std::memcpy(&c01, c0p + W, sizeof(V));
+        std::memcpy(&c10, c0p + ldc, sizeof(V));
+        std::memcpy(&c11, c0p + ldc + W, sizeof(V));
+        std::memcpy(&c20, c0p + 2 * ldc, sizeof(V));
+        std::memcpy(&c21, c0p + 2 * ldc + W, sizeof(V));
+        std::memcpy(&c30, c0p + 3 * ldc, sizeof(V));
+        std::memcpy(&c31, c0p + 3 * ldc + W, sizeof(V));
       }
-      for (int r = 0; r < 4; ++r)
-        for (int h = 0; h < 2; ++h) std::memcpy(C + (m + r) * ldc + n + h * W, &c[r][h], sizeof(V));
+      const T* a = A + m * am;
+      const T* bp = B + n;
+      for (int64_t k = 0; k < K; ++k, bp += ldb) {
+        V b0, b1;
+        std::memcpy(&b0, bp, sizeof(V));
+        std::memcpy(&b1, bp + W, sizeof(V));
+        const T* ak_ = a + k * ak;
+        const T s0 = ak_[0], s1 = ak_[am], s2 = ak_[2 * am], s3 = ak_[3 * am];
+        c00 += s0 * b0;
+        c01 += s0 * b1;
+        c10 += s1 * b0;
+        c11 += s1 * b1;
+        c20 += s2 * b0;
+        c21 += s2 * b1;
+        c30 += s3 * b0;
+        c31 += s3 * b1;
+      }
+      std::memcpy(c0p, &c00, sizeof(V));
+      std::memcpy(c0p + W, &c01, sizeof(V));
+      std::memcpy(c0p + ldc, &c10, sizeof(V));
+      std::memcpy(c0p + ldc + W, &c11, sizeof(V));
+      std::memcpy(c0p + 2 * ldc, &c20, sizeof(V));
+      std::memcpy(c0p + 2 * ldc + W, &c21, sizeof(V));
+      std::memcpy(c0p + 3 * ldc, &c30, sizeof(V));
+      std::memcpy(c0p + 3 * ldc + W, &c31, sizeof(V));
     }
   }
   for (; m < M; ++m) {
@@ -206,15 +222,14 @@ struct Problem {
   Dropout drop;
 };
 
-// Scores of query rows i0..i0+bq against keys j0..j0+bk into s (bq x BKP), scaled, masked
-// (additive mask, causal, keys past S), -inf where masked.
+// Scores of query rows i0..i0+bq against keys j0..j0+bk into s (bq x BKP), masked (additive
+// mask, causal, keys past S: -inf). kt holds the key tile transposed and already scaled.
 template <typename T>
 __attribute__((always_inline)) inline void score_tile(const Problem& P, int64_t b, const T* q,
                                                       int64_t i0, int64_t bq, int64_t j0, int64_t bk,
                                                       const T* kt, int64_t ldk, T* s) {
   const int64_t BKP = round_up(bk, 2 * Vec<T>::W);
   gemm_acc<T>(bq, BKP, P.E, q + i0 * P.E, P.E, 1, kt, ldk, s, BKP, false);
-  const T sc = static_cast<T>(P.scale);
   const T ninf = -std::numeric_limits<T>::infinity();
   const T* mp = nullptr;
   int64_t ms_i = 0, ms_j = 0;
@@ -228,7 +243,6 @@ __attribute__((always_inline)) inline void score_tile(const Problem& P, int64_t 
   for (int64_t r = 0; r < bq; ++r) {
     T* row = s + r * BKP;
     const int64_t i = i0 + r;
-    for (int64_t c = 0; c < bk; ++c) row[c] *= sc;
     if (mp) {
       const T* mr = mp + i * ms_i + j0 * ms_j;
       for (int64_t c = 0; c < bk; ++c) row[c] += mr[c * ms_j];
@@ -239,14 +253,33 @@ __attribute__((always_inline)) inline void score_tile(const Problem& P, int64_t 
   }
 }
 
-// Pack rows r0..r0+n of a (rows x cols) matrix transposed into out (cols x ldo), zero-padded.
+// Pack rows r0..r0+n of a (rows x cols) matrix transposed and times `mul` into out
+// (cols x ldo), zero-padded.
 template <typename T>
-inline void pack_transposed(const T* src, int64_t r0, int64_t n, int64_t cols, T* out, int64_t ldo) {
-  for (int64_t c = 0; c < cols; ++c) {
-    T* o = out + c * ldo;
-    for (int64_t r = 0; r < n; ++r) o[r] = src[(r0 + r) * cols + c];
-    for (int64_t r = n; r < ldo; ++r) o[r] = T(0);
+inline void pack_transposed(const T* src, int64_t r0, int64_t n, int64_t cols, T* out, int64_t ldo,
+                            T mul = T(1)) {
+  for (int64_t r = 0; r < n; ++r) {
+    const T* s = src + (r0 + r) * cols;
+    for (int64_t c = 0; c < cols; ++c) out[c * ldo + r] = s[c] * mul;
   }
+  for (int64_t c = 0; c < cols; ++c)
+    for (int64_t r = n; r < ldo; ++r) out[c * ldo + r] = T(0);
+}
+
+// max(init, row[0..n)), n a multiple of the vector width.
+template <typename T>
+__attribute__((always_inline)) inline T row_max(const T* row, int64_t n, T init) {
+  using V = typename Vec<T>::v;
+  constexpr int W = Vec<T>::W;
+  V m = V{} + init;
+  for (int64_t c = 0; c < n; c += W) {
+    V x;
+    std::memcpy(&x, row + c, sizeof(V));
+    m = x > m ? x : m;
+  }
+  T r = init;
+  for (int i = 0; i < W; ++i) r = m[i] > r ? m[i] : r;
+  return r;
 }
 
 // Pack rows r0..r0+n of a (rows x cols) matrix into out (n x ldo), zero-padded columns.
@@ -260,11 +293,10 @@ inline void pack_rows(const T* src, int64_t r0, int64_t n, int64_t cols, T* out,
 
 template <typename T>
 struct FwdScratch {
-  std::vector<T> kt, vp, s, o, m, l;
+  std::vector<T> vp, s, o, m, l;
   void resize(const Problem& P) {
     const int64_t BKP = round_up(BK, 2 * Vec<T>::W);
-    kt.resize(P.E * BKP);
-    vp.resize(BK * P.EvP);
+    vp.resize(P.Ev == P.EvP ? 0 : BK * P.EvP);
     s.resize(BQ * BKP);
     o.resize(BQ * P.EvP);
     m.resize(BQ);
@@ -274,8 +306,10 @@ struct FwdScratch {
 
 template <typename T>
 __attribute__((always_inline)) inline void forward_item(const Problem& P, int64_t b, int64_t i0,
-                                                        const T* q, const T* k, const T* v, T* out,
+                                                        const T* q, const T* kt, const T* v, T* out,
                                                         T* lse, FwdScratch<T>& w) {
+  // kt: this head's keys transposed and scaled, one contiguous (E x BK) block per key tile
+  // (a row stride of S would put every row of a tile in the same cache sets).
   const int64_t bq = std::min(BQ, P.L - i0);
   const T ninf = -std::numeric_limits<T>::infinity();
   std::fill(w.o.begin(), w.o.begin() + bq * P.EvP, T(0));
@@ -285,12 +319,10 @@ __attribute__((always_inline)) inline void forward_item(const Problem& P, int64_
   for (int64_t j0 = 0; j0 < j_end; j0 += BK) {
     const int64_t bk = std::min(BK, P.S - j0);
     const int64_t BKP = round_up(bk, 2 * Vec<T>::W);
-    pack_transposed(k, j0, bk, P.E, w.kt.data(), BKP);
-    score_tile(P, b, q, i0, bq, j0, bk, w.kt.data(), BKP, w.s.data());
+    score_tile(P, b, q, i0, bq, j0, bk, kt + j0 * P.E, BK, w.s.data());
     for (int64_t r = 0; r < bq; ++r) {
       T* row = w.s.data() + r * BKP;
-      T mx = w.m[r];
-      for (int64_t c = 0; c < bk; ++c) mx = row[c] > mx ? row[c] : mx;
+      const T mx = row_max(row, BKP, w.m[r]);
       T* orow = w.o.data() + r * P.EvP;
       if (mx == ninf) {  // nothing to attend yet in this row
         for (int64_t c = 0; c < BKP; ++c) row[c] = T(0);
@@ -304,8 +336,12 @@ __attribute__((always_inline)) inline void forward_item(const Problem& P, int64_
         for (int64_t c = 0; c < P.EvP; ++c) orow[c] *= alpha;
       if (P.drop.active()) apply_dropout(P.drop, b, i0 + r, j0, bk, P.L, P.S, row);
     }
-    pack_rows(v, j0, bk, P.Ev, w.vp.data(), P.EvP);
-    gemm_acc<T>(bq, P.EvP, bk, w.s.data(), BKP, 1, w.vp.data(), P.EvP, w.o.data(), P.EvP, true);
+    const T* vt = v + j0 * P.Ev;  // used in place when Ev is a whole number of vector pairs
+    if (P.Ev != P.EvP) {
+      pack_rows(v, j0, bk, P.Ev, w.vp.data(), P.EvP);
+      vt = w.vp.data();
+    }
+    gemm_acc<T>(bq, P.EvP, bk, w.s.data(), BKP, 1, vt, P.EvP, w.o.data(), P.EvP, true);
   }
   for (int64_t r = 0; r < bq; ++r) {
     T* dst = out + (i0 + r) * P.Ev;
@@ -359,7 +395,7 @@ __attribute__((always_inline)) inline void backward_item(const Problem& P, int64
   for (int64_t t = t0; t < t1; ++t) {
     const int64_t j0 = t * BK, bk = std::min(BK, P.S - j0);
     const int64_t BKP = round_up(bk, 2 * Vec<T>::W);
-    pack_transposed(k, j0, bk, P.E, w.kt.data(), BKP);
+    pack_transposed(k, j0, bk, P.E, w.kt.data(), BKP, sc);
     pack_transposed(v, j0, bk, P.Ev, w.vt.data(), BKP);
     pack_rows(k, j0, bk, P.E, w.kp.data(), P.EP);
     std::fill(w.dk.begin(), w.dk.end(), T(0));
@@ -513,11 +549,21 @@ template <typename T>
 void run_forward(const Problem& P, const TensorView& q, const TensorView& k, const TensorView& v,
                  const TensorView& out, const TensorView& lse) {
   const T *qp = q.ptr<T>(), *kp = k.ptr<T>(), *vp = v.ptr<T>();
+  // Every query tile of a head reads all its keys: transpose and scale them once per head.
+  const int64_t ktiles = (P.S + BK - 1) / BK;
+  const int64_t SP = ktiles * BK;
+  std::vector<T> kt_all(static_cast<size_t>(P.B * P.E * SP));
   T *op_ = out.ptr<T>(), *lp = lse.ptr<T>();
   const int64_t tiles = (P.L + BQ - 1) / BQ;
   const bool fast = cpu_has_avx2_fma();
 #pragma omp parallel
   {
+#pragma omp for schedule(static)
+    for (int64_t bt = 0; bt < P.B * ktiles; ++bt) {
+      const int64_t b = bt / ktiles, j0 = bt % ktiles * BK;
+      pack_transposed(kp + b * P.S * P.E, j0, std::min(BK, P.S - j0), P.E,
+                      kt_all.data() + b * P.E * SP + j0 * P.E, BK, static_cast<T>(P.scale));
+    }
     FwdScratch<T> w;
     w.resize(P);
 #pragma omp for schedule(dynamic, 1)
@@ -526,7 +572,7 @@ void run_forward(const Problem& P, const TensorView& q, const TensorView& k, con
       const int64_t t = P.causal ? tiles - 1 - item % tiles : item % tiles;
       const int64_t b = item / tiles;
       const T* qb = qp + b * P.L * P.E;
-      const T* kb = kp + b * P.S * P.E;
+      const T* kb = kt_all.data() + b * P.E * SP;
       const T* vb = vp + b * P.S * P.Ev;
       if (fast)
         forward_item_avx2(P, b, t * BQ, qb, kb, vb, op_ + b * P.L * P.Ev, lp + b * P.L, w);
