@@ -39,6 +39,8 @@ class ScaledDotProductAttention(Function):
     @staticmethod
     def forward(ctx, q, k, v, mask=None, dropout_p=0.0, is_causal=False, scale=None):
         be, xp = ctx.backend, ctx.backend.xp
+        if not hasattr(be, "attention_forward"):
+            raise NotImplementedError(f"{OP}: the {be.name} backend has no fused attention kernel yet")
         batch, L, E = q.shape[:-2], q.shape[-2], q.shape[-1]
         S, Ev = k.shape[-2], v.shape[-1]
         B = 1
