@@ -391,7 +391,7 @@ __attribute__((always_inline)) inline void backward_item(const Problem& P, int64
   }
   const T sc = static_cast<T>(P.scale);
   const T ninf = -std::numeric_limits<T>::infinity();
-  const T keep_scale = P.drop.active() ? static_cast<T>(1.0 / (1.0 - P.drop.p)) : T(1);
+  std::vector<T> keep(P.drop.active() ? BK : 0);  // a row's keep / (1 - p) factors
   for (int64_t t = t0; t < t1; ++t) {
     const int64_t j0 = t * BK, bk = std::min(BK, P.S - j0);
     const int64_t BKP = round_up(bk, 2 * Vec<T>::W);
@@ -418,12 +418,12 @@ __attribute__((always_inline)) inline void backward_item(const Problem& P, int64
                   false);
       if (P.drop.active()) {
         // dV uses the dropped, rescaled P; dP picks up the same factor.
-        std::vector<T> pd(bk);
+        T* pd = keep.data();
         for (int64_t r = 0; r < bq; ++r) {
           T* prow = w.s.data() + r * BKP;
           T* dprow = w.dp.data() + r * BKP;
           for (int64_t c = 0; c < bk; ++c) pd[c] = T(1);
-          apply_dropout(P.drop, b, i0 + r, j0, bk, P.L, P.S, pd.data());
+          apply_dropout(P.drop, b, i0 + r, j0, bk, P.L, P.S, pd);
           for (int64_t c = 0; c < bk; ++c) dprow[c] *= pd[c];
           // dV += (P*Z)^T dO, row by row since Z differs per row
           for (int64_t c = 0; c < bk; ++c) {
@@ -434,7 +434,6 @@ __attribute__((always_inline)) inline void backward_item(const Problem& P, int64
             for (int64_t e = 0; e < P.EvP; ++e) dvr[e] += pz * dor[e];
           }
         }
-        (void)keep_scale;
       } else {
         gemm_acc<T>(bk, P.EvP, bq, w.s.data(), 1, BKP, w.dop.data() + i0 * P.EvP, P.EvP,
                     w.dv.data(), P.EvP, true);
