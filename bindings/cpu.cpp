@@ -9,6 +9,7 @@ namespace pydl::bind {
 
 void register_cpu(py::module_& m) {
   register_cpu_conv(m);
+  register_cpu_attention(m);
   m.def(
       "softmax_forward",
       [](py::handle x, py::handle y, bool log) {

@@ -21,6 +21,7 @@ std::optional<TensorView> cuda_view_opt(py::handle obj, const char* op, const ch
 DType dtype_from_name(const std::string& name);
 
 void register_cpu(py::module_& m);
+void register_cpu_attention(py::module_& m);
 void register_cuda(py::module_& m);
 void register_cpu_conv(py::module_& m);
 // Defined only in builds with CUDA kernels (bindings/cuda_*.cpp).

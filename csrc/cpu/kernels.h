@@ -48,4 +48,18 @@ void conv2d_backward_weight(const TensorView& x, const TensorView& dy, const Ten
                             int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
                             int64_t groups);
 
+// Fused scaled-dot-product attention (csrc/cpu/attention.cpp). q (B, L, E), k (B, S, E),
+// v (B, S, Ev) contiguous; mask an optional additive view (B1, B2, L, S) with B1*B2 = B and
+// any strides (zero where broadcast); out (B, L, Ev) and lse (B, L) are outputs. Dropout
+// draws Philox-4x32-10 at counter offset + (b*L + i)*S + j.
+void attention_forward(const TensorView& q, const TensorView& k, const TensorView& v,
+                       const std::optional<TensorView>& mask, const TensorView& out,
+                       const TensorView& lse, double scale, bool causal, double dropout_p,
+                       uint64_t seed, uint64_t offset);
+void attention_backward(const TensorView& q, const TensorView& k, const TensorView& v,
+                        const std::optional<TensorView>& mask, const TensorView& out,
+                        const TensorView& lse, const TensorView& dout, const TensorView& dq,
+                        const TensorView& dk, const TensorView& dv, double scale, bool causal,
+                        double dropout_p, uint64_t seed, uint64_t offset);
+
 }  // namespace pydl::cpu

@@ -217,3 +217,31 @@ def random_normal(gen: np.random.Generator, shape, dtype):
 
 def random_integers(gen: np.random.Generator, low, high, shape, dtype):
     return gen.integers(low, high, size=shape, dtype=dtype)
+
+
+# ---- attention ---------------------------------------------------------------------
+
+def attention_forward(q, k, v, mask, scale: float, is_causal: bool, dropout_p: float = 0.0,
+                      seed: int = 0, offset: int = 0):
+    """Fused attention. q (B, L, E), k (B, S, E), v (B, S, Ev); mask None or an additive
+    view (B1, B2, L, S) with B1*B2 = B (zero strides where broadcast). Returns
+    (out (B, L, Ev), lse (B, L)); the L x S scores are never stored."""
+    qw, kw, vw = _wide(q), _wide(k), _wide(v)
+    mw = None if mask is None else (mask.astype(qw.dtype) if mask.dtype != qw.dtype else mask)
+    out = np.empty(qw.shape[:2] + (vw.shape[2],), qw.dtype)
+    lse = np.empty(qw.shape[:2], qw.dtype)
+    _k.attention_forward(qw, kw, vw, mw, out, lse, float(scale), bool(is_causal),
+                         float(dropout_p), int(seed), int(offset))
+    return _narrow(out, q.dtype), lse
+
+
+def attention_backward(q, k, v, mask, out, lse, dout, scale: float, is_causal: bool,
+                       dropout_p: float = 0.0, seed: int = 0, offset: int = 0):
+    """Gradients (dq, dk, dv) of attention_forward, recomputing the probabilities tile by tile
+    from the saved log-sum-exp."""
+    qw, kw, vw, ow, gw = _wide(q), _wide(k), _wide(v), _wide(out), _wide(dout)
+    mw = None if mask is None else (mask.astype(qw.dtype) if mask.dtype != qw.dtype else mask)
+    dq, dk, dv = np.empty_like(qw), np.empty_like(kw), np.empty_like(vw)
+    _k.attention_backward(qw, kw, vw, mw, ow, np.ascontiguousarray(lse), gw, dq, dk, dv,
+                          float(scale), bool(is_causal), float(dropout_p), int(seed), int(offset))
+    return _narrow(dq, q.dtype), _narrow(dk, k.dtype), _narrow(dv, v.dtype)

@@ -2,6 +2,7 @@
 losses and containers built on them, `functional` (the ops, as F) and `init`
 (weight initialisation)."""
 from . import functional, init, utils
+from .attention import MultiheadAttention
 from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh
 from .conv import Conv1d, Conv2d, ConvTranspose2d
 from .container import ModuleDict, ModuleList, Sequential
@@ -13,6 +14,8 @@ from .norm import BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm
 from .parameter import Parameter
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, Upsample
 from .rnn import GRU, LSTM, GRUCell, LSTMCell
+from .transformer import (TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
+                          TransformerEncoderLayer)
 
 __all__ = [
     "functional", "init", "utils", "Module", "Parameter",
@@ -27,3 +30,5 @@ __all__ = [
     "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Upsample",
     "LSTM", "GRU", "LSTMCell", "GRUCell",
 ]
+__all__ += ["MultiheadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer",
+            "TransformerEncoder", "TransformerDecoder"]

@@ -230,3 +230,4 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         n, c, length = input.shape
         return SeparableResample.apply(input.reshape(n, c, 1, length), mh, mw).squeeze(2)
     return SeparableResample.apply(input, mh, mw)
+from .._ops.attention import scaled_dot_product_attention  # noqa: E402,F401
