@@ -14,11 +14,11 @@ import numpy as np
 from ._common import Run
 
 BAR = ("mean_return", 475.0, True)
-DEFAULTS = {"epochs": 20, "steps_per_epoch": 2500, "hidden": [256, 256], "lr": 2.3e-3,
-            "batch_size": 64, "buffer": 100_000, "learning_starts": 1000, "gamma": 0.99,
-            "train_every": 256, "gradient_steps": 64, "target_every": 10, "eps_start": 1.0,
-            "eps_end": 0.04, "eps_fraction": 0.16, "double": True, "eval_episodes": 100,
-            "select_episodes": 5, "stop_at": 500.0}
+DEFAULTS = {"epochs": 20, "steps_per_epoch": 2500, "hidden": [64, 64], "lr": 1e-3,
+            "batch_size": 64, "buffer": 50_000, "learning_starts": 1000, "gamma": 0.99,
+            "train_every": 4, "gradient_steps": 1, "target_every": 250, "eps_start": 1.0,
+            "eps_end": 0.05, "eps_fraction": 0.2, "double": True, "eval_episodes": 100,
+            "select_episodes": 10, "stop_at": 500.0}
 QUICK = {"epochs": 1, "steps_per_epoch": 1500, "eval_episodes": 5}
 
 
