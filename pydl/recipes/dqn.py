@@ -14,10 +14,10 @@ import numpy as np
 from ._common import Run
 
 BAR = ("mean_return", 475.0, True)
-DEFAULTS = {"epochs": 20, "steps_per_epoch": 2500, "hidden": [64, 64], "lr": 1e-3,
-            "batch_size": 64, "buffer": 50_000, "learning_starts": 1000, "gamma": 0.99,
-            "train_every": 4, "gradient_steps": 1, "target_every": 250, "eps_start": 1.0,
-            "eps_end": 0.05, "eps_fraction": 0.2, "double": True, "eval_episodes": 100,
+DEFAULTS = {"epochs": 30, "steps_per_epoch": 2500, "hidden": [128, 128], "lr": 5e-4,
+            "batch_size": 128, "buffer": 50_000, "learning_starts": 1000, "gamma": 0.99,
+            "train_every": 4, "gradient_steps": 1, "target_every": 500, "eps_start": 1.0,
+            "eps_end": 0.05, "eps_fraction": 0.1, "double": True, "eval_episodes": 100,
             "select_episodes": 10, "stop_at": 500.0}
 QUICK = {"epochs": 1, "steps_per_epoch": 1500, "eval_episodes": 5}
 
@@ -48,7 +48,7 @@ def evaluate(q_net, episodes: int, seed: int, device: str = "cpu", max_steps: in
 
 def run(epochs: int | None = None, seed: int = 0, device: str = "cpu", out: str | None = None,
         progress: bool = True, resume: bool = False, steps_per_epoch: int | None = None,
-        eval_episodes: int | None = None, stop_after: int | None = None) -> dict:
+        eval_episodes: int | None = None, stop_after: int | None = None, **overrides) -> dict:
     import gymnasium as gym
 
     import pydl
@@ -59,6 +59,10 @@ def run(epochs: int | None = None, seed: int = 0, device: str = "cpu", out: str 
         cfg["steps_per_epoch"] = steps_per_epoch
     if eval_episodes:
         cfg["eval_episodes"] = eval_episodes
+    unknown = set(overrides) - set(DEFAULTS)
+    if unknown:
+        raise TypeError(f"dqn.run: unknown settings {sorted(unknown)}")
+    cfg.update(overrides)
     total_steps = cfg["epochs"] * cfg["steps_per_epoch"]
     pydl.manual_seed(seed)
     env = gym.make("CartPole-v1")
