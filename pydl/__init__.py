@@ -23,3 +23,4 @@ from . import nn, optim  # noqa: E402,F401
 
 clip = clamp
 concat = cat
+from .serialization import load, save  # noqa: E402

@@ -1,26 +1,78 @@
-"""The `pydl` command: `pydl info`, `pydl train <family>`."""
+"""The `pydl` command: `pydl info`, `pydl train <family>`, `pydl zoo`."""
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 
-RECIPES = {"mlp": "pydl.recipes.mlp"}
-RECIPES["lstm"] = "pydl.recipes.lstm"
-RECIPES["word2vec"] = "pydl.recipes.word2vec"
+# The registry: family -> recipe module. A recipe module has `run(epochs=None, seed=0,
+# device="cpu", out=..., progress=True, resume=False) -> metrics` and `BAR = (metric,
+# threshold, higher_is_better)`.
+RECIPES = {
+    "mlp": "pydl.recipes.mlp",
+    "gnn": "pydl.recipes.gnn",
+    "dqn": "pydl.recipes.dqn",
+    "lstm": "pydl.recipes.lstm",
+    "word2vec": "pydl.recipes.word2vec",
+}
+
+
+def _recipe(family: str):
+    import importlib
+
+    return importlib.import_module(RECIPES[family])
+
+
+def passes(bar, value) -> bool:
+    _, threshold, higher = bar
+    return value >= threshold if higher else value <= threshold
 
 
 def _train(args):
-    import importlib
-
     from rich.console import Console
 
-    recipe = importlib.import_module(RECIPES[args.family])
-    m = recipe.run(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                   device=args.device, out=args.out)
-    Console().print(f"[bold]{args.family}[/bold] on {m['device']}: test accuracy "
-                    f"{m['test_accuracy']:.3f} after {m['epochs']} epochs in {m['seconds']:.1f} s"
-                    + (f"; metrics in {args.out}/metrics.json" if args.out else ""))
+    recipe = _recipe(args.family)
+    out = args.out if args.out is not None else f"runs/{args.family}"
+    m = recipe.run(epochs=args.epochs, seed=args.seed, device=args.device, out=out or None,
+                   progress=True, resume=args.resume)
+    metric = recipe.BAR[0]
+    verdict = "[green]pass[/green]" if passes(recipe.BAR, m[metric]) else "[red]below the bar[/red]"
+    Console().print(f"[bold]{args.family}[/bold] on {args.device}: {metric} {m[metric]:.4f} "
+                    f"({verdict}, bar {recipe.BAR[1]}) in {m['seconds']:.1f} s"
+                    + (f"; metrics, loss curve and checkpoint in {out}/" if out else ""))
     return 0
+
+
+def zoo(families=None, device="cpu", epochs=None, quick=False, seed=0, out=None, console=None):
+    """Run the registered recipes; returns rows (family, metric, value, bar, passed, seconds)."""
+    import os
+
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    rows = []
+    for family in families or list(RECIPES):
+        if family not in RECIPES:
+            raise SystemExit(f"pydl zoo: unknown family {family!r}; known: {', '.join(RECIPES)}")
+        recipe = _recipe(family)
+        kwargs = dict(getattr(recipe, "QUICK", {})) if quick else {}
+        if epochs is not None:
+            kwargs["epochs"] = epochs
+        start = time.perf_counter()
+        m = recipe.run(seed=seed, device=device, out=os.path.join(out, family) if out else None,
+                       progress=console.is_terminal, **kwargs)
+        metric, threshold, higher = recipe.BAR
+        rows.append((family, metric, float(m[metric]), threshold, higher, passes(recipe.BAR, m[metric]),
+                     time.perf_counter() - start))
+    table = Table(title=f"pydl zoo on {device}" + (" (quick settings: bars not expected)" if quick else ""))
+    for col in ("family", "metric", "value", "bar", "pass", "time (s)"):
+        table.add_column(col, justify="right" if col in ("value", "bar", "time (s)") else "left")
+    for family, metric, value, threshold, higher, ok, secs in rows:
+        table.add_row(family, metric, f"{value:.4f}", ("≥ " if higher else "≤ ") + f"{threshold:g}",
+                      "[green]pass[/green]" if ok else "[red]fail[/red]", f"{secs:.1f}")
+    console.print(table)
+    return rows
 
 
 def main(argv=None):
@@ -29,12 +81,20 @@ def main(argv=None):
     sub.add_parser("info", help="version, compiled CUDA code, visible GPU, library versions")
     tr = sub.add_parser("train", help="train one model family on its bundled data")
     tr.add_argument("family", choices=sorted(RECIPES))
-    tr.add_argument("--epochs", type=int, default=20)
-    tr.add_argument("--batch-size", type=int, default=64)
-    tr.add_argument("--lr", type=float, default=1e-3)
+    tr.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    tr.add_argument("--out", default="runs/mlp", help="folder for metrics.json ('' for none)")
+    tr.add_argument("--out", default=None,
+                    help="folder for metrics.json, loss.png and the checkpoint (default runs/<family>; "
+                         "'' for none)")
+    tr.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    zo = sub.add_parser("zoo", help="run every recipe and check it against its quality bar")
+    zo.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    zo.add_argument("--families", default=None, help="comma-separated subset, e.g. mlp,gnn")
+    zo.add_argument("--epochs", type=int, default=None)
+    zo.add_argument("--seed", type=int, default=0)
+    zo.add_argument("--out", default=None, help="folder for each family's run (default: none)")
+    zo.add_argument("--quick", action="store_true", help="tiny settings: a smoke test, not the bars")
     from .bench import cli as bench_cli
 
     bench_cli.add_parser(sub)
@@ -47,6 +107,11 @@ def main(argv=None):
 
         info_main()
         return 0
+    if args.command == "zoo":
+        fams = [f.strip() for f in args.families.split(",")] if args.families else None
+        rows = zoo(fams, device=args.device, epochs=args.epochs, quick=args.quick, seed=args.seed,
+                   out=args.out)
+        return 0 if args.quick or all(r[5] for r in rows) else 1
     return _train(args)
 
 

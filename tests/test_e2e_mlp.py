@@ -53,8 +53,37 @@ def test_mlp_matches_torch_twin_for_20_steps(opt_name, device):
         assert rel < 1e-4, f"step {step}: pydl {loss.item()} vs torch {tloss.item()}"
 
 
-def test_mlp_reaches_95_percent_on_digits():
+def test_mlp_recipe_resume_equals_uninterrupted(tmp_path):
+    """A run stopped after one epoch and resumed from its checkpoint gives the same losses,
+    step for step, as a run that was never stopped (dropout masks and schedule included)."""
     from pydl.recipes import mlp
 
-    metrics = mlp.run(epochs=20, seed=0, device="cpu", out=None, progress=False)
-    assert metrics["test_accuracy"] >= 0.95, metrics["history"][-3:]
+    kw = dict(epochs=3, seed=4, progress=False, batch_size=256)
+    whole = mlp.run(out=str(tmp_path / "whole"), **kw)
+    part = mlp.run(out=str(tmp_path / "part"), stop_after=1, **kw)
+    assert part["epochs"] == 1
+    pydl.manual_seed(123)  # a resumed process starts from any RNG state
+    resumed = mlp.run(out=str(tmp_path / "part"), resume=True, **kw)
+    assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in whole["history"]]
+    assert resumed["test_accuracy"] == whole["test_accuracy"]
+    a = pydl.load(tmp_path / "whole" / "checkpoint.safetensors")
+    b = pydl.load(tmp_path / "part" / "checkpoint.safetensors")
+    for k in a:
+        assert np.array_equal(a[k].numpy(), b[k].numpy()), k
+
+
+def test_mlp_recipe_refuses_a_checkpoint_of_another_configuration(tmp_path):
+    from pydl.recipes import mlp
+    from pydl.serialization import CheckpointError
+
+    mlp.run(epochs=1, out=str(tmp_path), progress=False, batch_size=512)
+    with pytest.raises(CheckpointError, match="configuration"):
+        mlp.run(epochs=2, out=str(tmp_path), progress=False, batch_size=512, resume=True)
+
+
+@pytest.mark.slow
+def test_mlp_recipe_reaches_97_percent_on_digits():
+    from pydl.recipes import mlp
+
+    metrics = mlp.run(seed=0, device="cpu", out=None, progress=False)
+    assert metrics["test_accuracy"] >= 0.97, metrics["history"][-3:]

@@ -5,3 +5,7 @@ from .word2vec import Word2Vec
 
 __all__ = ["MLP"]
 __all__ += ["CharLM", "SequenceClassifier", "Word2Vec"]
+from .gcn import GCN, GCNConv  # noqa: E402
+from .dqn import QNetwork  # noqa: E402
+
+__all__ += ["GCN", "GCNConv", "QNetwork"]

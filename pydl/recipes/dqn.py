@@ -1,0 +1,131 @@
+"""`pydl train dqn`: Double DQN on gymnasium's CartPole-v1 (no rendering).
+
+An epoch is `steps_per_epoch` environment steps; training stops early once the greedy
+policy reaches the maximum return on the selection episodes. Training keeps the greedy policy that
+scored best in the periodic evaluations, and the final figure is its mean return over 100
+evaluation episodes on seeds the training never saw.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from ._common import Run
+
+BAR = ("mean_return", 475.0, True)
+DEFAULTS = {"epochs": 30, "steps_per_epoch": 2500, "hidden": [128, 128], "lr": 5e-4,
+            "batch_size": 128, "buffer": 50_000, "learning_starts": 1000, "gamma": 0.99,
+            "train_every": 4, "gradient_steps": 1, "target_every": 500, "eps_start": 1.0,
+            "eps_end": 0.05, "eps_fraction": 0.1, "double": True, "eval_episodes": 100,
+            "select_episodes": 10, "stop_at": 500.0}
+QUICK = {"epochs": 1, "steps_per_epoch": 1500, "eval_episodes": 5}
+
+
+def evaluate(q_net, episodes: int, seed: int, device: str = "cpu", max_steps: int = 500) -> list:
+    """Returns of the greedy policy, one episode per seed seed, seed+1, ..."""
+    import gymnasium as gym
+
+    import pydl
+
+    env = gym.make("CartPole-v1", max_episode_steps=max_steps)
+    returns = []
+    q_net.eval()
+    with pydl.no_grad():
+        for k in range(episodes):
+            obs, _ = env.reset(seed=seed + k)
+            total, done = 0.0, False
+            while not done:
+                q = q_net(pydl.tensor(obs[None].astype(np.float32), device=device))
+                obs, r, term, trunc, _ = env.step(int(q.argmax(dim=1).item()))
+                total += r
+                done = term or trunc
+            returns.append(total)
+    q_net.train()
+    env.close()
+    return returns
+
+
+def run(epochs: int | None = None, seed: int = 0, device: str = "cpu", out: str | None = None,
+        progress: bool = True, resume: bool = False, steps_per_epoch: int | None = None,
+        eval_episodes: int | None = None, stop_after: int | None = None, **overrides) -> dict:
+    import gymnasium as gym
+
+    import pydl
+    from pydl.models.dqn import QNetwork, ReplayBuffer, dqn_loss, linear_epsilon
+
+    cfg = dict(DEFAULTS, seed=seed, epochs=epochs or DEFAULTS["epochs"])
+    if steps_per_epoch:
+        cfg["steps_per_epoch"] = steps_per_epoch
+    if eval_episodes:
+        cfg["eval_episodes"] = eval_episodes
+    unknown = set(overrides) - set(DEFAULTS)
+    if unknown:
+        raise TypeError(f"dqn.run: unknown settings {sorted(unknown)}")
+    cfg.update(overrides)
+    total_steps = cfg["epochs"] * cfg["steps_per_epoch"]
+    pydl.manual_seed(seed)
+    env = gym.make("CartPole-v1")
+    obs_dim, n_act = env.observation_space.shape[0], int(env.action_space.n)
+    q_net = QNetwork(obs_dim, n_act, tuple(cfg["hidden"])).to(device)
+    target = copy.deepcopy(q_net)
+    best = copy.deepcopy(q_net)
+    models = pydl.nn.ModuleDict({"q": q_net, "target": target, "best": best})
+    opt = pydl.optim.Adam(q_net.parameters(), lr=cfg["lr"])
+    buffer = ReplayBuffer(cfg["buffer"], obs_dim)
+    rng = np.random.default_rng(seed)
+    run_ = Run("dqn", out, progress, total=cfg["epochs"])
+    best_score, updates, episode_returns = -np.inf, 0, []
+    start = run_.resume(models, opt, None, cfg) if resume else 0
+    if start:
+        st = run_.recipe_state
+        buffer.load(st["buffer"])
+        best_score, updates = float(st["best_score"]), int(st["updates"])
+        rng = np.random.default_rng([seed, start])  # the environment restarts at an episode start
+    obs, _ = env.reset(seed=seed * 100_003 + start)
+    ep_return = 0.0
+    end = cfg["epochs"] if stop_after is None else min(cfg["epochs"], stop_after)
+    decay = int(cfg["eps_fraction"] * total_steps)
+    with run_:
+        for epoch in range(start, end):
+            for t in range(epoch * cfg["steps_per_epoch"], (epoch + 1) * cfg["steps_per_epoch"]):
+                if rng.random() < linear_epsilon(t, cfg["eps_start"], cfg["eps_end"], decay):
+                    action = int(rng.integers(n_act))
+                else:
+                    with pydl.no_grad():
+                        q = q_net(pydl.tensor(obs[None].astype(np.float32), device=device))
+                    action = int(q.argmax(dim=1).item())
+                nxt, r, term, trunc, _ = env.step(action)
+                buffer.add(obs, action, r, nxt, term)
+                obs, ep_return = nxt, ep_return + r
+                if term or trunc:
+                    episode_returns.append(ep_return)
+                    obs, _ = env.reset()
+                    ep_return = 0.0
+                if t + 1 >= cfg["learning_starts"] and (t + 1) % cfg["train_every"] == 0:
+                    for _ in range(cfg["gradient_steps"]):
+                        loss = dqn_loss(q_net, target, buffer.sample(cfg["batch_size"], rng),
+                                        cfg["gamma"], cfg["double"], device)
+                        opt.zero_grad()
+                        loss.backward()
+                        opt.step()
+                        updates += 1
+                        if updates % cfg["target_every"] == 0:
+                            target.load_state_dict(q_net.state_dict())
+                        run_.log_loss(loss.item(), every=32)
+            score = float(np.mean(evaluate(q_net, cfg["select_episodes"], 10_000 + 100 * epoch, device)))
+            if score >= best_score:
+                best_score = score
+                best.load_state_dict(q_net.state_dict())
+            recent = float(np.mean(episode_returns[-20:])) if episode_returns else 0.0
+            run_.end_epoch(epoch + 1, model=models, optimizer=opt, config=cfg,
+                           extra={"buffer": buffer.state(), "best_score": best_score, "updates": updates},
+                           greedy_return=score, train_return=recent)
+            if score >= cfg["stop_at"]:  # solved on the selection episodes: stop early
+                end = epoch + 1
+                break
+    env.close()
+    returns = evaluate(best, cfg["eval_episodes"], 1_000_000 + seed, device)
+    return run_.finish({"device": device, "epochs": end, "steps": end * cfg["steps_per_epoch"],
+                        "mean_return": float(np.mean(returns)), "min_return": float(np.min(returns)),
+                        "updates": updates, "config": cfg})
