@@ -11,4 +11,8 @@ DEVICE = os.environ.get("PYDL_DEVICE", "cpu")
 NUM_THREADS = os.environ.get("PYDL_NUM_THREADS")
 if NUM_THREADS:
     os.environ.setdefault("OMP_NUM_THREADS", NUM_THREADS)
+# Idle OpenMP threads sleep instead of spinning: the CPU kernels are short and share the
+# cores with NumPy's BLAS and PyTorch, and spinning threads starve them (read when the
+# compiled module loads OpenMP, so it must be set before that).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ALLOW_TF32 = os.environ.get("PYDL_ALLOW_TF32", "0") == "1"
