@@ -141,6 +141,33 @@ def plot_losses(losses, path: str, title: str):
     plt.close(fig)
 
 
+class JointOptimizer:
+    """Several optimizers (one per model of a recipe) whose state rides in the checkpoint's
+    `extra`: pass `extra={"opt": joint.state()}` to `end_epoch`, then after `resume`
+    call `joint.load(run.recipe_state.get("opt"))`."""
+
+    def __init__(self, opts: dict):
+        self.opts = opts
+
+    def state(self):
+        return {name: o.state_dict() for name, o in self.opts.items()}
+
+    def load(self, state):
+        if state:
+            for name, o in self.opts.items():
+                sd = state[name]
+                sd["state"] = {int(k): v for k, v in sd["state"].items()}  # JSON made them strings
+                o.load_state_dict(sd)
+
+
+def epoch_rng(seed: int, epoch: int, stream: int = 0):
+    """A NumPy generator for one epoch of one random stream; it depends only on
+    (seed, epoch, stream), so a resumed run draws what an uninterrupted one does."""
+    import numpy as np
+
+    return np.random.default_rng([seed, epoch, stream])
+
+
 def batches(n: int, batch_size: int, seed: int, epoch: int):
     """Index batches of one shuffled epoch; the order depends only on (seed, epoch), so a
     resumed run sees the same batches as an uninterrupted one."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import Run
+from ._common import JointOptimizer, Run
 
 # The bar holds on both graphs: min_accuracy is the lower of the two.
 BAR = ("min_accuracy", 0.90, True)
@@ -50,7 +50,7 @@ def run(epochs: int | None = None, seed: int = 0, device: str = "cpu", out: str 
                          pydl.tensor(d["y"][train_idx], device=device))
     # One module holds both models so that a single checkpoint covers the run.
     both = pydl.nn.ModuleDict(models)
-    opt = _JointOptimizer(opts)
+    opt = JointOptimizer(opts)
     run_ = Run("gnn", out, progress, total=cfg["epochs"])
     start = run_.resume(both, None, None, cfg) if resume else 0
     if start:
@@ -80,19 +80,3 @@ def run(epochs: int | None = None, seed: int = 0, device: str = "cpu", out: str 
     return run_.finish({"device": device, "epochs": end, **acc, "min_accuracy": min(acc.values()),
                         "config": cfg})
 
-
-class _JointOptimizer:
-    """The per-graph optimizers' state, carried in the checkpoint's `extra`."""
-
-    def __init__(self, opts):
-        self.opts = opts
-
-    def state(self):
-        return {name: o.state_dict() for name, o in self.opts.items()}
-
-    def load(self, state):
-        if state:
-            for name, o in self.opts.items():
-                sd = state[name]
-                sd["state"] = {int(k): v for k, v in sd["state"].items()}
-                o.load_state_dict(sd)
