@@ -164,3 +164,16 @@ def test_recipe_quick_run_and_resume(tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text())["family"] == "transformer"
     with pytest.raises(ValueError, match="transformer"):
         recipe.run(epochs=1, progress=False, bogus=1)
+
+
+@pytest.mark.slow
+def test_recipe_reaches_its_bar(tmp_path):
+    import json
+
+    from pydl.cli import passes
+    from pydl.recipes import transformer as recipe
+
+    m = recipe.run(out=str(tmp_path), progress=False)
+    assert passes(recipe.BAR, m["exact_match"]) and m["n_test"] >= 900, m
+    assert json.loads((tmp_path / "metrics.json").read_text())["family"] == "transformer"
+    assert (tmp_path / "loss.png").exists() and (tmp_path / "checkpoint.safetensors").exists()
