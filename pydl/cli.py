@@ -14,6 +14,7 @@ RECIPES = {
     "dqn": "pydl.recipes.dqn",
     "lstm": "pydl.recipes.lstm",
     "word2vec": "pydl.recipes.word2vec",
+    "transformer": "pydl.recipes.transformer",
 }
 
 

@@ -9,3 +9,4 @@ from .gcn import GCN, GCNConv  # noqa: E402
 from .dqn import QNetwork  # noqa: E402
 
 __all__ += ["GCN", "GCNConv", "QNetwork"]
+from .transformer import Seq2SeqTransformer  # noqa: E402
