@@ -9,3 +9,5 @@ from .gcn import GCN, GCNConv  # noqa: E402
 from .dqn import QNetwork  # noqa: E402
 
 __all__ += ["GCN", "GCNConv", "QNetwork"]
+from .cnn import LeNet  # noqa: E402
+from .resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50, resnet_small  # noqa: E402,F401
