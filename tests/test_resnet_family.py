@@ -134,8 +134,11 @@ def test_recipe_resume_equals_uninterrupted(tmp_path):
     whole = resnet.run(out=str(tmp_path / "w"), **kw)
     resnet.run(out=str(tmp_path / "p"), stop_after=1, **kw)
     resumed = resnet.run(out=str(tmp_path / "p"), resume=True, **kw)
-    assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in whole["history"]]
-    assert resumed["test_accuracy"] == whole["test_accuracy"]
+    # equal up to rounding: threaded reductions may sum in a different order run to run
+    np.testing.assert_allclose([h["train_loss"] for h in resumed["history"]],
+                               [h["train_loss"] for h in whole["history"]], rtol=1e-5)
+    assert len(resumed["history"]) == 2
+    assert abs(resumed["test_accuracy"] - whole["test_accuracy"]) <= 1 / 359
 
 
 def test_twin_agrees_for_20_steps():
