@@ -15,6 +15,8 @@ RECIPES = {
     "lstm": "pydl.recipes.lstm",
     "word2vec": "pydl.recipes.word2vec",
     "transformer": "pydl.recipes.transformer",
+    "cnn": "pydl.recipes.cnn",
+    "resnet": "pydl.recipes.resnet",
 }
 
 
