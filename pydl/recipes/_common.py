@@ -22,6 +22,20 @@ import time
 CHECKPOINT = "checkpoint.safetensors"
 
 
+def cpu_threads(threads, device: str):
+    """A context that limits BLAS and OpenMP to `threads` on the CPU (None: leave the
+    libraries' defaults). Recipes of small matrices run on one thread: on two busy cores
+    threaded BLAS and OpenMP teams made their steps several times slower, and a fixed
+    thread count keeps a recipe's rounding, and so its result, the same on every machine."""
+    from contextlib import nullcontext
+
+    if threads is None or device != "cpu":
+        return nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(threads)
+
+
 class Run:
     def __init__(self, family: str, out: str | None, progress: bool = True, total: int = 1,
                  unit: str = "epoch"):

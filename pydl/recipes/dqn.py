@@ -48,7 +48,19 @@ def evaluate(q_net, episodes: int, seed: int, device: str = "cpu", max_steps: in
 
 def run(epochs: int | None = None, seed: int = 0, device: str = "cpu", out: str | None = None,
         progress: bool = True, resume: bool = False, steps_per_epoch: int | None = None,
-        eval_episodes: int | None = None, stop_after: int | None = None, **overrides) -> dict:
+        eval_episodes: int | None = None, stop_after: int | None = None, threads=1,
+        **overrides) -> dict:
+    """threads: BLAS and OpenMP threads on the CPU (None: the libraries' defaults). DQN's
+    outcome hangs on the exact sequence of updates, so it runs on a fixed thread count."""
+    from ._common import cpu_threads
+
+    with cpu_threads(threads, device):
+        return _run(epochs, seed, device, out, progress, resume, steps_per_epoch, eval_episodes,
+                    stop_after, overrides)
+
+
+def _run(epochs, seed, device, out, progress, resume, steps_per_epoch, eval_episodes, stop_after,
+         overrides):
     import gymnasium as gym
 
     import pydl

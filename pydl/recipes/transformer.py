@@ -80,14 +80,9 @@ def run(epochs: int | None = None, seed: int = 0, device: str = "cpu", out: str 
     threads: BLAS and OpenMP threads on the CPU (None: the libraries' defaults). The
     matrices here are small (64 x 12 tokens by 64 features); on a busy 2-core machine
     threaded BLAS and OpenMP teams made each step 5-8x slower than one thread."""
-    from contextlib import nullcontext
+    from ._common import cpu_threads
 
-    limit = nullcontext()
-    if threads is not None and device == "cpu":
-        from threadpoolctl import threadpool_limits
-
-        limit = threadpool_limits(threads)
-    with limit:
+    with cpu_threads(threads, device):
         return _run(epochs, seed, device, out, progress, resume, stop_after, options)
 
 
