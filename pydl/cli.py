@@ -14,6 +14,8 @@ RECIPES = {
     "dqn": "pydl.recipes.dqn",
     "lstm": "pydl.recipes.lstm",
     "word2vec": "pydl.recipes.word2vec",
+    "gan": "pydl.recipes.gan",
+    "diffusion": "pydl.recipes.diffusion",
 }
 
 

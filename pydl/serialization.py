@@ -45,7 +45,7 @@ def _to_numpy(name, value) -> np.ndarray:
     elif not isinstance(value, np.ndarray):
         raise TypeError(f"save: value of {name!r} is {type(value).__name__}; expected a pydl Tensor "
                         "or a NumPy array")
-    return np.ascontiguousarray(value)
+    return np.require(value, requirements="C")  # ascontiguousarray turns 0-d into 1-d
 
 
 def _digest(arrays: dict) -> str:

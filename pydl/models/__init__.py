@@ -9,3 +9,5 @@ from .gcn import GCN, GCNConv  # noqa: E402
 from .dqn import QNetwork  # noqa: E402
 
 __all__ += ["GCN", "GCNConv", "QNetwork"]
+from .gan import GAN  # noqa: E402
+from .diffusion import DDPM  # noqa: E402
