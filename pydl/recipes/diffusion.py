@@ -12,8 +12,8 @@ from ._common import Run, batches
 
 BAR = ("mean_top_prob", 0.8, True)  # metric, threshold, higher is better
 COVERAGE = {"classes_covered": 10, "max_class_fraction": 0.25}  # also checked by the slow test
-DEFAULTS = {"channels": 32, "steps": 200, "schedule": "cosine", "lr": 2e-3, "batch_size": 128,
-            "epochs": 200, "samples": 500, "sampler": "ddim", "ddim_steps": 50}
+DEFAULTS = {"channels": 16, "steps": 200, "schedule": "cosine", "lr": 2e-3, "batch_size": 128,
+            "epochs": 20, "samples": 500, "sampler": "ddim", "ddim_steps": 25}
 QUICK = {"epochs": 1, "samples": 50, "ddim_steps": 5}
 
 
