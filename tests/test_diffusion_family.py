@@ -124,3 +124,12 @@ def test_recipe_writes_run_folder(tmp_path):
     m = json.load(open(os.path.join(out, "metrics.json")))
     for key in ("classes_covered", "max_class_fraction", "mean_top_prob"):
         assert key in m
+
+
+@pytest.mark.slow
+def test_diffusion_recipe_reaches_the_bar(tmp_path):
+    from pydl.recipes import diffusion
+
+    m = diffusion.run(out=str(tmp_path / "diff"), progress=False)
+    assert m[diffusion.BAR[0]] >= diffusion.BAR[1], m
+    assert m["classes_covered"] == 10 and m["max_class_fraction"] <= 0.25, m
