@@ -17,6 +17,8 @@ RECIPES = {
     "transformer": "pydl.recipes.transformer",
     "cnn": "pydl.recipes.cnn",
     "resnet": "pydl.recipes.resnet",
+    "gan": "pydl.recipes.gan",
+    "diffusion": "pydl.recipes.diffusion",
 }
 
 

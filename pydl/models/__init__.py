@@ -12,3 +12,5 @@ __all__ += ["GCN", "GCNConv", "QNetwork"]
 from .transformer import Seq2SeqTransformer  # noqa: E402
 from .cnn import LeNet  # noqa: E402
 from .resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50, resnet_small  # noqa: E402,F401
+from .gan import GAN  # noqa: E402
+from .diffusion import DDPM  # noqa: E402
