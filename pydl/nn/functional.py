@@ -174,8 +174,8 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     if input.ndim != 3 or weight.ndim != 3:
         raise ValueError(f"conv1d: expected a 3-D input (N, C, L) and a 3-D weight, got shapes "
                          f"{tuple(input.shape)} and {tuple(weight.shape)}")
-    pad = padding if isinstance(padding, str) else (0, _one_d(padding)[1])
-    y = conv2d(input.unsqueeze(2), weight.unsqueeze(2), bias, _one_d(stride), pad,
+    padding_2d = padding if isinstance(padding, str) else (0, _one_d(padding)[1])
+    y = conv2d(input.unsqueeze(2), weight.unsqueeze(2), bias, _one_d(stride), padding_2d,
                _one_d(dilation), groups)
     return y.squeeze(2)
 

@@ -174,3 +174,14 @@ def orthogonal_(tensor, gain: float = 1.0, generator=None):
     if rows < cols:
         q = q.T
     return _fill(tensor, (gain * q).reshape(tuple(tensor.shape)))
+
+
+def layer_default_(weight, bias=None):
+    """PyTorch's default initialisation of Linear and convolution layers:
+    kaiming_uniform(a=sqrt(5)) weights and a U(-1/sqrt(fan_in), 1/sqrt(fan_in)) bias."""
+    kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in, _ = _calculate_fan_in_and_fan_out(weight)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        uniform_(bias, -bound, bound)
+    return weight

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 
 from ._common import Run, batches
 
