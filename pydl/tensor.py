@@ -3,13 +3,16 @@ records the operations applied to it when gradients are wanted."""
 from __future__ import annotations
 
 import builtins
+import math
 import numbers
+import operator
+import sys
 
 import numpy as np
 
 from . import dtypes as dt
 from .device import as_device, device
-from .errors import DeviceError
+from .errors import DeviceError, out_of_memory
 
 
 def _is_cpu_array(a) -> bool:
@@ -332,7 +335,10 @@ class Tensor:
             if is_grad_enabled():
                 raise RuntimeError("__setitem__: assigning a tensor that requires grad is not "
                                    "recorded; build the result with where/cat instead")
-        self._data[_ops.index_arrays(index, self)] = self._value(value)
+        try:
+            self._data[_ops.index_arrays(index, self)] = self._value(value)
+        except (IndexError, ValueError) as e:
+            raise type(e)(f"__setitem__: indexing {tuple(self.shape)}: {e}") from None
 
     # ---- printing --------------------------------------------------------------
     def __repr__(self):
@@ -427,6 +433,9 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
         t = Tensor._wrap(t._data.copy() if t._data is data._data else t._data)
         return t.requires_grad_(requires_grad) if requires_grad else t
     src_is_cpu = isinstance(data, (np.ndarray, np.generic, list, tuple, numbers.Number))
+    if not src_is_cpu and not hasattr(data, "dtype"):
+        raise TypeError(f"tensor(): expected a number, a nested sequence or an array, got "
+                        f"{type(data).__name__}")
     if device is None and not src_is_cpu and hasattr(data, "__cuda_array_interface__"):
         device = "cuda"
     dev = as_device(device)
@@ -455,45 +464,61 @@ def from_numpy(a: np.ndarray) -> Tensor:
     return Tensor._wrap(a)
 
 
-def _shape_args(size):
+def _shape_args(size, op):
     if len(size) == 1 and isinstance(size[0], (tuple, list, Size)):
         size = tuple(size[0])
-    shape = tuple(int(s) for s in size)
+    try:
+        shape = tuple(operator.index(s) for s in size)
+    except TypeError:
+        raise TypeError(f"{op}: size must be integers, got {size!r}") from None
     if any(s < 0 for s in shape):
-        raise ValueError(f"negative dimension in shape {shape}")
+        raise ValueError(f"{op}: negative dimension in shape {shape}")
     return shape
 
 
-def _new(fill, size, dtype, device, requires_grad):
-    shape = _shape_args(size)
+def _allocate(op, shape, dtype, make):
+    """make() under a check of the size: ValueError for a size no address space holds,
+    pydl's OutOfMemoryError (naming the op) when the allocator fails."""
+    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+    if nbytes > sys.maxsize:
+        raise ValueError(f"{op}: shape {shape} of {dtype} would take {nbytes} bytes, more than "
+                         "an address space holds")
+    try:
+        return make()
+    except MemoryError as e:
+        raise out_of_memory(op, e, nbytes) from e
+
+
+def _new(op, fill, size, dtype, device, requires_grad):
+    shape = _shape_args(size, op)
     dtype = dt.as_dtype(dtype) or dt.default_float
-    dev = as_device(device)
-    xp = _array_module(dev)
-    arr = fill(xp, shape, dtype)
-    t = Tensor._wrap(arr)
+    xp = _array_module(as_device(device))
+    t = Tensor._wrap(_allocate(op, shape, dtype, lambda: fill(xp, shape, dtype)))
     return t.requires_grad_(True) if requires_grad else t
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _new(lambda xp, s, d: xp.zeros(s, d), size, dtype, device, requires_grad)
+    return _new("zeros", lambda xp, s, d: xp.zeros(s, d), size, dtype, device, requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _new(lambda xp, s, d: xp.ones(s, d), size, dtype, device, requires_grad)
+    return _new("ones", lambda xp, s, d: xp.ones(s, d), size, dtype, device, requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _new(lambda xp, s, d: xp.empty(s, d), size, dtype, device, requires_grad)
+    return _new("empty", lambda xp, s, d: xp.empty(s, d), size, dtype, device, requires_grad)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
     if dtype is None:
         dtype = _infer_dtype(fill_value)
-    return _new(lambda xp, s, d: xp.full(s, fill_value, d), (size,), dtype, device, requires_grad)
+    return _new("full", lambda xp, s, d: xp.full(s, fill_value, d), (size,), dtype, device,
+                requires_grad)
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _new(lambda xp, s, d: xp.eye(n, m, dtype=d), (), dtype, device, requires_grad)
+    return _new("eye", lambda xp, s, d: xp.eye(*s, dtype=d), (n, n if m is None else m), dtype,
+                device, requires_grad)
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -504,19 +529,20 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
         dtype = dt.int64 if ints else dt.default_float
     if step == 0:
         raise ValueError("arange: step must be nonzero")
-    return _new(lambda xp, s, d: xp.arange(start, end, step).astype(d), (), dtype, device,
-                requires_grad)
+    n = builtins.max(0, math.ceil((end - start) / step))
+    return _new("arange", lambda xp, s, d: xp.arange(start, end, step).astype(d), (n,), dtype,
+                device, requires_grad)
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _new(lambda xp, s, d: xp.linspace(start, end, int(steps)).astype(d), (), dtype, device,
-                requires_grad)
+    return _new("linspace", lambda xp, s, d: xp.linspace(start, end, s[0]).astype(d), (steps,),
+                dtype, device, requires_grad)
 
 
 def _random(kind, size, dtype, device, requires_grad):
     from . import random as _random_state
 
-    shape = _shape_args(size)
+    shape = _shape_args(size, kind)
     dtype = dt.as_dtype(dtype) or dt.default_float
     if not dt.is_floating(dtype):
         raise TypeError(f"{kind}: dtype must be floating point, got {dtype}")
@@ -526,8 +552,8 @@ def _random(kind, size, dtype, device, requires_grad):
     from .backend import cpu
 
     gen = _random_state.generator()
-    arr = cpu.random_uniform(gen, shape, dtype) if kind == "rand" else cpu.random_normal(gen, shape, dtype)
-    t = Tensor._wrap(arr)
+    draw = cpu.random_uniform if kind == "rand" else cpu.random_normal
+    t = Tensor._wrap(_allocate(kind, shape, dtype, lambda: draw(gen, shape, dtype)))
     if dev.type != "cpu":
         t = t.to(dev)
     return t.requires_grad_(True) if requires_grad else t
@@ -550,7 +576,9 @@ def randint(low, high=None, size=(), dtype=None, device=None) -> Tensor:
     if high <= low:
         raise ValueError(f"randint: empty range [{low}, {high})")
     dtype = dt.as_dtype(dtype) or dt.int64
-    arr = cpu.random_integers(_random_state.generator(), low, high, _shape_args((size,)), dtype)
+    shape = _shape_args((size,), "randint")
+    arr = _allocate("randint", shape, dtype,
+                    lambda: cpu.random_integers(_random_state.generator(), low, high, shape, dtype))
     t = Tensor._wrap(arr)
     return t.to(device) if device is not None else t
 
@@ -558,7 +586,10 @@ def randint(low, high=None, size=(), dtype=None, device=None) -> Tensor:
 def randperm(n, dtype=None, device=None) -> Tensor:
     from . import random as _random_state
 
-    arr = _random_state.generator().permutation(int(n)).astype(dt.as_dtype(dtype) or dt.int64)
+    dtype = dt.as_dtype(dtype) or dt.int64
+    (n,) = _shape_args((n,), "randperm")
+    arr = _allocate("randperm", (n,), dtype,
+                    lambda: _random_state.generator().permutation(n).astype(dtype))
     t = Tensor._wrap(arr)
     return t.to(device) if device is not None else t
 

@@ -21,6 +21,9 @@ them back to each input's shape in one place (`unbroadcast`).
 """
 from __future__ import annotations
 
+import re
+
+from ..errors import out_of_memory
 from .grad_mode import is_grad_enabled
 
 
@@ -50,6 +53,11 @@ class Function:
     non_differentiable_outputs: tuple = ()
 
     @classmethod
+    def op_name(cls) -> str:
+        """The op's name in messages: the class name in snake case (MaxPool2d -> max_pool2d)."""
+        return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", cls.__name__).lower()
+
+    @classmethod
     def apply(cls, *args, **kwargs):
         from ..tensor import Tensor, _common_device
 
@@ -63,7 +71,10 @@ class Function:
         requires = is_grad_enabled() and any(t.requires_grad for t in tensors)
         ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         ctx.saved_tensors = ()
-        out = cls.forward(ctx, *raw, **kwargs)
+        try:
+            out = cls.forward(ctx, *raw, **kwargs)
+        except MemoryError as e:  # name the op; on the GPU, free the pool's cache for a retry
+            raise out_of_memory(cls.op_name(), e) from e
         multi = isinstance(out, tuple)
         outs = out if multi else (out,)
         results = []
@@ -158,7 +169,10 @@ def backward(tensor, grad=None, retain_graph: bool = False):
         if node.n_outputs > 1:  # outputs that received no gradient get zeros
             out_grads = [g if g is not None else node.backend.xp.zeros(s, d)
                          for g, (s, d) in zip(out_grads, node.out_meta)]
-        in_grads = node.fn.backward(node, *out_grads)
+        try:
+            in_grads = node.fn.backward(node, *out_grads)
+        except MemoryError as e:
+            raise out_of_memory(f"{node.fn.op_name()}.backward", e) from e
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)
         if anomaly.is_enabled():
