@@ -421,8 +421,14 @@ def getitem(a, index):
     return GetItem.apply(a, index=index_arrays(index, a))
 
 
+def _tensor_list(op, tensors):
+    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
+        raise TypeError(f"{op}: expected a list or tuple of tensors, got {type(tensors).__name__}")
+    return list(tensors)
+
+
 def cat(tensors, dim=0):
-    tensors = list(tensors)
+    tensors = _tensor_list("cat", tensors)
     if not tensors:
         raise ValueError("cat: expected a non-empty sequence of tensors")
     _common_device("cat", tensors)
@@ -437,7 +443,7 @@ def cat(tensors, dim=0):
 
 
 def stack(tensors, dim=0):
-    tensors = list(tensors)
+    tensors = _tensor_list("stack", tensors)
     if not tensors:
         raise ValueError("stack: expected a non-empty sequence of tensors")
     _common_device("stack", tensors)

@@ -46,7 +46,9 @@ class ScaledDotProductAttention(Function):
         B = 1
         for s in batch:
             B *= s
-        scale = 1.0 / math.sqrt(E) if scale is None else float(scale)
+        if scale is None:  # head dim 0: all scores are 0 whatever the scale (as in PyTorch)
+            scale = 1.0 / math.sqrt(E) if E else 1.0
+        scale = float(scale)
         wide = dt.float32 if q.dtype in (dt.float16, dt.bfloat16) else q.dtype
         m4 = None if mask is None else _mask_view(xp, mask, wide, batch, L, S)
         seed = offset = 0

@@ -27,6 +27,9 @@ def _check_arrays(op, x, weight, bias, wdim):
         raise ValueError(f"{op}: expected a 4-D input (N, C, H, W), got shape {tuple(x.shape)}")
     if weight.ndim != 4:
         raise ValueError(f"{op}: expected a 4-D weight, got shape {tuple(weight.shape)}")
+    if weight.shape[2] < 1 or weight.shape[3] < 1:
+        raise ValueError(f"{op}: kernel size must be positive, got weight of shape "
+                         f"{tuple(weight.shape)}")
     if not dt.is_floating(x.dtype):
         raise TypeError(f"{op}: input must be floating point, got {x.dtype}")
     for name, a in (("weight", weight), ("bias", bias)):

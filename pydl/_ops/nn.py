@@ -2,6 +2,8 @@
 dropout and embedding."""
 from __future__ import annotations
 
+import math
+
 from .. import dtypes as dt
 from ..autograd.function import Function
 from .reduce import normalize_dims
@@ -25,6 +27,8 @@ class Softmax(Function):
             dim = 0
         else:
             ctx.scalar = False
+            if not isinstance(dim, int):  # normalize_dims would take None for all dims
+                raise TypeError(f"{'log_softmax' if log else 'softmax'}: dim must be an int, got {dim!r}")
             (dim,) = normalize_dims(dim, x.ndim, "log_softmax" if log else "softmax")
         y = ctx.backend.softmax_forward(_last(x, dim, xp), log)
         ctx.dim, ctx.log = dim, log
@@ -65,7 +69,8 @@ class LayerNorm(Function):
         cols = 1
         for s in ns:
             cols *= s
-        x2 = ctx.backend.xp.ascontiguousarray(x).reshape(-1, cols)
+        rows = math.prod(x.shape[:x.ndim - len(ns)])  # not -1: NumPy can't infer it when cols is 0
+        x2 = ctx.backend.xp.ascontiguousarray(x).reshape(rows, cols)
         w2 = None if weight is None else weight.reshape(cols)
         b2 = None if bias is None else bias.reshape(cols)
         y, mean, rstd = ctx.backend.layer_norm_forward(x2, w2, b2, eps, rms)
@@ -94,14 +99,14 @@ def _class_last(op, logits, target, xp):
         if target.ndim != 0:
             raise ValueError(f"{op}: for 1-D input of shape {tuple(logits.shape)} the target must "
                              f"be a scalar, got shape {tuple(target.shape)}")
-        return logits.reshape(1, -1), target.reshape(1).astype(xp.int64)
+        return logits.reshape(1, logits.shape[0]), target.reshape(1).astype(xp.int64)
     if logits.ndim == 0:
         raise ValueError(f"{op}: input must have a class dimension")
     want = (logits.shape[0],) + tuple(logits.shape[2:])
     if tuple(target.shape) != want:
         raise ValueError(f"{op}: target has shape {tuple(target.shape)}, expected {want} for input "
                          f"of shape {tuple(logits.shape)}")
-    x2 = _last(logits, 1, xp).reshape(-1, logits.shape[1])
+    x2 = _last(logits, 1, xp).reshape(target.size, logits.shape[1])
     return x2, xp.ascontiguousarray(target.reshape(-1).astype(xp.int64, copy=False))
 
 
@@ -244,9 +249,14 @@ class Embedding(Function):
     @staticmethod
     def forward(ctx, weight, indices, padding_idx=None):
         xp = ctx.backend.xp
-        if indices.dtype.kind not in "iu":
+        if indices.dtype not in (dt.int64, dt.int32):
             raise TypeError(f"embedding: indices must be integers (int64 or int32), got {indices.dtype}")
+        if weight.ndim != 2:
+            raise ValueError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got "
+                             f"shape {tuple(weight.shape)}")
         n = weight.shape[0]
+        if padding_idx is not None and not 0 <= padding_idx < n:
+            raise ValueError(f"embedding: padding_idx must be within [-{n}, {n})")
         if indices.size:
             lo, hi = int(indices.min()), int(indices.max())
             if lo < 0 or hi >= n:

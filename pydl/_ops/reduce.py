@@ -9,6 +9,8 @@ def normalize_dims(dim, ndim, op="reduction"):
     """Tuple of non-negative dims (all dims when dim is None); IndexError if out of range."""
     if dim is None:
         return tuple(range(ndim))
+    if not isinstance(dim, (int, tuple, list)):
+        raise TypeError(f"{op}: dim must be an int or tuple of ints, got {dim!r}")
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
     out = []
     for d in dims:

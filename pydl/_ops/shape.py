@@ -9,6 +9,8 @@ class Reshape(Function):
     def forward(ctx, a, shape):
         ctx.shape = a.shape
         try:
+            if any(s < -1 for s in shape):  # NumPy takes any negative size for -1
+                raise ValueError
             return a.reshape(shape)
         except ValueError:
             raise RuntimeError(f"reshape: shape {tuple(shape)} is invalid for an input of shape "
