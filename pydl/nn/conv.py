@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..tensor import empty
 from . import functional as F
 from . import init
-from .module import Module
+from .module import Module, check_sizes
 from .parameter import Parameter
 
 
@@ -19,6 +19,8 @@ class _ConvNd(Module):
                  bias, transposed, output_padding, nd, device, dtype):
         super().__init__()
         name = type(self).__name__
+        check_sizes(name, 0, in_channels=in_channels, out_channels=out_channels)
+        check_sizes(name, groups=groups, kernel_size=min(_tuple(kernel_size, nd)))
         if groups < 1 or in_channels % groups or out_channels % groups:
             raise ValueError(f"{name}: in_channels {in_channels} and out_channels {out_channels} "
                              f"must be divisible by groups={groups}")

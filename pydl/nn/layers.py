@@ -6,7 +6,7 @@ from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor, empty
 from . import functional as F
 from . import init
-from .module import Module
+from .module import Module, check_sizes
 from .parameter import Parameter
 
 
@@ -26,6 +26,7 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None,
                  dtype=None):
         super().__init__()
+        check_sizes("Linear", 0, in_features=in_features, out_features=out_features)
         self.in_features = in_features
         self.out_features = out_features
         self.weight = Parameter(empty(out_features, in_features, dtype=dtype, device=device))
@@ -53,6 +54,7 @@ class Embedding(Module):
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx=None, _weight=None,
                  _freeze: bool = False, device=None, dtype=None):
         super().__init__()
+        check_sizes("Embedding", 0, num_embeddings=num_embeddings, embedding_dim=embedding_dim)
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
         if padding_idx is not None:

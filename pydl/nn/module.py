@@ -30,6 +30,16 @@ def _check_name(kind: str, name, owner) -> None:
         raise KeyError(f"attribute '{name}' already exists")
 
 
+def check_sizes(owner: str, minimum: int = 1, **sizes) -> None:
+    """A layer's constructor sizes: TypeError for a non-integer, ValueError below minimum."""
+    for what, v in sizes.items():
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{owner}: {what} must be an integer, got {v!r}")
+        if v < minimum:
+            kind = "positive" if minimum == 1 else f"at least {minimum}"
+            raise ValueError(f"{owner}: {what} must be {kind}, got {v!r}")
+
+
 def _indent(text: str, spaces: int) -> str:
     lines = text.split("\n")
     if len(lines) == 1:

@@ -14,10 +14,11 @@ import math
 from .. import dtypes as dt
 from .._ops import Stack, cat
 from ..autograd.function import Function
+from ..errors import DeviceError
 from ..tensor import Tensor, empty, zeros
 from . import functional as F
 from . import init
-from .module import Module
+from .module import Module, check_sizes
 from .parameter import Parameter
 
 _HALF = (dt.float16, dt.bfloat16)
@@ -135,10 +136,7 @@ class RNNBase(Module):
                  device=None, dtype=None):
         super().__init__()
         name = self._name
-        for what, v in (("input_size", input_size), ("hidden_size", hidden_size),
-                        ("num_layers", num_layers)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name}: {what} must be a positive integer, got {v!r}")
+        check_sizes(name, input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
         if not 0.0 <= float(dropout) <= 1.0:
             raise ValueError(f"{name}: dropout must be in [0, 1], got {dropout}")
         self.input_size = input_size
@@ -190,7 +188,7 @@ class RNNBase(Module):
         if input.dtype != w.dtype:
             raise TypeError(f"{name}: input dtype {input.dtype} differs from the weights' {w.dtype}")
         if input.device != w.device:
-            raise ValueError(f"{name}: input is on {input.device}, the weights on {w.device}")
+            raise DeviceError(f"{name}: input is on {input.device}, the weights on {w.device}")
 
     def _check_state(self, h, batch, what):
         d = 2 if self.bidirectional else 1
@@ -302,9 +300,7 @@ class _CellBase(Module):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
                  dtype=None):
         super().__init__()
-        for what, v in (("input_size", input_size), ("hidden_size", hidden_size)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{self._name}: {what} must be a positive integer, got {v!r}")
+        check_sizes(self._name, input_size=input_size, hidden_size=hidden_size)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         g = self._gates * hidden_size
         self.weight_ih = Parameter(empty(g, input_size, dtype=dtype, device=device))
