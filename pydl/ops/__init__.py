@@ -64,7 +64,12 @@ def matmul(a, b, bias=None, activation: str | None = None):
         ctx = _context(conv["a"], (False, False))
         out = _linalg.Matmul.forward(ctx, conv["a"], conv["b"])
         if conv["bias"] is not None:
-            out = out + conv["bias"]
+            bias = conv["bias"]
+            if bias.ndim > out.ndim or any(b not in (1, o)
+                                           for b, o in zip(bias.shape[::-1], out.shape[::-1])):
+                raise ValueError(f"matmul: bias of shape {tuple(bias.shape)} does not broadcast "
+                                 f"to the product's shape {tuple(out.shape)}")
+            out = out + bias
         if activation == "relu":
             out = ctx.backend.xp.maximum(out, 0)
         elif activation == "gelu":

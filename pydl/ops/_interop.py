@@ -13,7 +13,7 @@ from .. import dtypes as dt
 from ..errors import DeviceError
 
 
-def _library(a) -> str:
+def _library(a, op: str, arg: str) -> str:
     mod = type(a).__module__.split(".")[0]
     if isinstance(a, np.ndarray):
         return "numpy"
@@ -21,11 +21,11 @@ def _library(a) -> str:
         return "jax" if mod == "jaxlib" else mod
     if hasattr(a, "__dlpack__"):
         return "dlpack"
-    raise TypeError(f"expected an array (NumPy, PyTorch, CuPy, JAX or any __dlpack__ object), "
-                    f"got {type(a).__name__}")
+    raise TypeError(f"{op}: expected an array (NumPy, PyTorch, CuPy, JAX or any __dlpack__ "
+                    f"object) for {arg}, got {type(a).__name__}")
 
 
-def _torch_in(t):
+def _torch_in(t, op: str, arg: str):
     import torch
 
     if t.device.type == "cuda":
@@ -35,7 +35,7 @@ def _torch_in(t):
             return cupy.from_dlpack(t.view(torch.int16)).view(dt.bfloat16)
         return cupy.from_dlpack(t)
     if t.device.type != "cpu":
-        raise DeviceError(f"tensors on device {t.device} are not supported")
+        raise DeviceError(f"{op}: {arg} is on device {t.device}, which pydl does not support")
     t = t.detach()
     if t.dtype == torch.bfloat16:
         return np.from_dlpack(t.view(torch.int16)).view(dt.bfloat16)
@@ -46,11 +46,11 @@ def to_backend(a, op: str, arg: str):
     """(backend array, library name) for an input array; None stays None."""
     if a is None:
         return None, None
-    lib = _library(a)
+    lib = _library(a, op, arg)
     if lib == "numpy":
         return a, lib
     if lib == "torch":
-        return _torch_in(a), lib
+        return _torch_in(a, op, arg), lib
     if lib == "cupy":
         return a, lib
     dev_type = a.__dlpack_device__()[0] if hasattr(a, "__dlpack_device__") else 1
