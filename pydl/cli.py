@@ -43,6 +43,16 @@ def passes(bar, value) -> bool:
     return all(b[0] in value and passes(b, value[b[0]]) for b in bars(bar))
 
 
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
+
+
 def _train(args):
     from rich.console import Console
 
@@ -115,7 +125,7 @@ def main(argv=None):
     sub.add_parser("info", help="version, compiled CUDA code, visible GPU, library versions")
     tr = sub.add_parser("train", help="train one model family on its bundled data")
     tr.add_argument("family", choices=sorted(RECIPES))
-    tr.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
+    tr.add_argument("--epochs", type=_positive_int, default=None, help="default: the recipe's")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     tr.add_argument("--out", default=None,
@@ -125,7 +135,7 @@ def main(argv=None):
     zo = sub.add_parser("zoo", help="run every recipe and check it against its quality bar")
     zo.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     zo.add_argument("--families", default=None, help="comma-separated subset, e.g. mlp,gnn")
-    zo.add_argument("--epochs", type=int, default=None)
+    zo.add_argument("--epochs", type=_positive_int, default=None)
     zo.add_argument("--seed", type=int, default=0)
     zo.add_argument("--out", default=None, help="folder for each family's run (default: none)")
     zo.add_argument("--quick", action="store_true", help="tiny settings: a smoke test, not the bars")
@@ -141,12 +151,21 @@ def main(argv=None):
 
         info_main()
         return 0
-    if args.command == "zoo":
-        fams = [f.strip() for f in args.families.split(",")] if args.families else None
-        rows = zoo(fams, device=args.device, epochs=args.epochs, quick=args.quick, seed=args.seed,
-                   out=args.out)
-        return 0 if args.quick or all(r[5] for r in rows) else 1
-    return _train(args)
+    from .errors import DeviceError
+
+    try:
+        if args.device == "cuda":  # fail before loading data when no GPU is usable
+            from .device import as_device
+
+            as_device("cuda")
+        if args.command == "zoo":
+            fams = [f.strip() for f in args.families.split(",")] if args.families else None
+            rows = zoo(fams, device=args.device, epochs=args.epochs, quick=args.quick, seed=args.seed,
+                       out=args.out)
+            return 0 if args.quick or all(r[5] for r in rows) else 1
+        return _train(args)
+    except (DeviceError, OSError) as e:  # the user's setup, not a bug: a message, no traceback
+        raise SystemExit(f"pydl {args.command}: {e}") from None
 
 
 if __name__ == "__main__":
