@@ -31,7 +31,7 @@ class Context:
     """What a node keeps between forward and backward."""
 
     __slots__ = ("backend", "needs_input_grad", "saved_tensors", "inputs", "n_outputs",
-                 "fn", "__dict__")
+                 "fn", "__dict__", "__weakref__")
 
     def save_for_backward(self, *arrays):
         self.saved_tensors = arrays
