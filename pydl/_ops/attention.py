@@ -35,6 +35,42 @@ def _mask_view(xp, mask, dtype, batch, L, S):
     return m.reshape(-1, batch[-1], L, S)
 
 
+def check_arrays(op, query, key, value, attn_mask=None, dropout_p=0.0):
+    """Shapes, dtypes and the mask's broadcast, for anything with .shape and .dtype."""
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        if not dt.is_floating(t.dtype):
+            raise TypeError(f"{op}: {name} must be floating point, got {t.dtype}")
+        if t.ndim < 2:
+            raise ValueError(f"{op}: {name} must have at least 2 dims (..., seq, dim), got shape "
+                             f"{tuple(t.shape)}")
+    if key.dtype != query.dtype or value.dtype != query.dtype:
+        raise TypeError(f"{op}: query, key and value must have the same dtype, got {query.dtype}, "
+                        f"{key.dtype}, {value.dtype}")
+    if key.ndim != query.ndim or value.ndim != query.ndim or \
+            tuple(key.shape[:-2]) != tuple(query.shape[:-2]) or \
+            tuple(value.shape[:-2]) != tuple(query.shape[:-2]):
+        raise ValueError(f"{op}: query, key and value must have the same batch dims, got shapes "
+                         f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}")
+    if key.shape[-1] != query.shape[-1]:
+        raise ValueError(f"{op}: query and key head dims differ: {query.shape[-1]} vs "
+                         f"{key.shape[-1]}")
+    if value.shape[-2] != key.shape[-2]:
+        raise ValueError(f"{op}: key and value sequence lengths differ: {key.shape[-2]} vs "
+                         f"{value.shape[-2]}")
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"{op}: dropout_p must be in [0, 1), got {dropout_p}")
+    if attn_mask is not None:
+        if attn_mask.dtype != dt.bool_ and not dt.is_floating(attn_mask.dtype):
+            raise TypeError(f"{op}: attn_mask must be bool (True = may attend) or floating "
+                            f"point (added to the scores), got {attn_mask.dtype}")
+        L, S = query.shape[-2], key.shape[-2]
+        full = tuple(query.shape[:-2]) + (L, S)
+        ms = tuple(attn_mask.shape)
+        if len(ms) > len(full) or any(a != 1 and a != b for a, b in zip(ms[::-1], full[::-1])):
+            raise ValueError(f"{op}: attn_mask of shape {ms} is not broadcastable to {full} "
+                             "(batch..., L, S)")
+
+
 class ScaledDotProductAttention(Function):
     @staticmethod
     def forward(ctx, q, k, v, mask=None, dropout_p=0.0, is_causal=False, scale=None):
@@ -81,41 +117,10 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     for name, t in (("query", query), ("key", key), ("value", value)):
         if not isinstance(t, Tensor):
             raise TypeError(f"{OP}: {name} must be a tensor, got {type(t).__name__}")
-        if not dt.is_floating(t.dtype):
-            raise TypeError(f"{OP}: {name} must be floating point, got {t.dtype}")
-        if t.ndim < 2:
-            raise ValueError(f"{OP}: {name} must have at least 2 dims (..., seq, dim), got shape "
-                             f"{tuple(t.shape)}")
+    if attn_mask is not None and not isinstance(attn_mask, Tensor):
+        raise TypeError(f"{OP}: attn_mask must be a tensor, got {type(attn_mask).__name__}")
     _common_device(OP, [t for t in (query, key, value, attn_mask) if isinstance(t, Tensor)])
-    if key.dtype != query.dtype or value.dtype != query.dtype:
-        raise TypeError(f"{OP}: query, key and value must have the same dtype, got {query.dtype}, "
-                        f"{key.dtype}, {value.dtype}")
-    if key.ndim != query.ndim or value.ndim != query.ndim or \
-            tuple(key.shape[:-2]) != tuple(query.shape[:-2]) or \
-            tuple(value.shape[:-2]) != tuple(query.shape[:-2]):
-        raise ValueError(f"{OP}: query, key and value must have the same batch dims, got shapes "
-                         f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}")
-    if key.shape[-1] != query.shape[-1]:
-        raise ValueError(f"{OP}: query and key head dims differ: {query.shape[-1]} vs "
-                         f"{key.shape[-1]}")
-    if value.shape[-2] != key.shape[-2]:
-        raise ValueError(f"{OP}: key and value sequence lengths differ: {key.shape[-2]} vs "
-                         f"{value.shape[-2]}")
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"{OP}: dropout_p must be in [0, 1), got {dropout_p}")
-    mask = None
-    if attn_mask is not None:
-        if not isinstance(attn_mask, Tensor):
-            raise TypeError(f"{OP}: attn_mask must be a tensor, got {type(attn_mask).__name__}")
-        if attn_mask.dtype != dt.bool_ and not dt.is_floating(attn_mask.dtype):
-            raise TypeError(f"{OP}: attn_mask must be bool (True = may attend) or floating "
-                            f"point (added to the scores), got {attn_mask.dtype}")
-        mask = attn_mask._data
-        L, S = query.shape[-2], key.shape[-2]
-        full = tuple(query.shape[:-2]) + (L, S)
-        ms = tuple(mask.shape)
-        if len(ms) > len(full) or any(a != 1 and a != b for a, b in zip(ms[::-1], full[::-1])):
-            raise ValueError(f"{OP}: attn_mask of shape {ms} is not broadcastable to {full} "
-                             "(batch..., L, S)")
+    check_arrays(OP, query, key, value, attn_mask, dropout_p)
+    mask = None if attn_mask is None else attn_mask._data
     return ScaledDotProductAttention.apply(query, key, value, mask=mask, dropout_p=float(dropout_p),
                                            is_causal=bool(is_causal), scale=scale)
