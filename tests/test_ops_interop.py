@@ -168,11 +168,13 @@ def test_attention_forward_backward_functions_match_torch(case, lib):
 @pytest.mark.parametrize("case", list(ATTN_CASES))
 def test_torch_attention_gradients_match_autograd(case):
     q, k, v, kw = _attn_inputs(case)
-    q, k, v = (t.requires_grad_() for t in (q, k, v))
+    leaves = [t.requires_grad_() for t in (q, k, v)]
+    if case == "float-mask":  # a float mask gets its gradient too
+        leaves.append(kw["attn_mask"].requires_grad_())
     out = pt.attention(q, k, v, **kw)
     ref = TF.scaled_dot_product_attention(q, k, v, **kw)
     g = torch.randn_like(ref)
-    for a, e in zip(torch.autograd.grad(out, (q, k, v), g), torch.autograd.grad(ref, (q, k, v), g)):
+    for a, e in zip(torch.autograd.grad(out, leaves, g), torch.autograd.grad(ref, leaves, g)):
         np.testing.assert_allclose(a.numpy(), e.numpy(), rtol=1e-9, atol=1e-11)
 
 

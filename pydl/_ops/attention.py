@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 from .. import dtypes as dt
-from ..autograd.function import Function
+from ..autograd.function import Function, unbroadcast
 from ..tensor import Tensor, _common_device
 
 OP = "scaled_dot_product_attention"
@@ -96,6 +96,7 @@ class ScaledDotProductAttention(Function):
         out, lse = be.attention_forward(q3, k3, v3, m4, scale, is_causal, dropout_p, seed, offset)
         ctx.save_for_backward(q3, k3, v3, out, lse, m4)
         ctx.args = (scale, is_causal, dropout_p, seed, offset, q.shape, k.shape, v.shape)
+        ctx.mask_shape = None if mask is None else mask.shape
         return out.reshape(tuple(batch) + (L, Ev))
 
     @staticmethod
@@ -105,7 +106,39 @@ class ScaledDotProductAttention(Function):
         g3 = ctx.backend.xp.ascontiguousarray(g).reshape(out.shape)
         dq, dk, dv = ctx.backend.attention_backward(q3, k3, v3, m4, out, lse, g3, scale, is_causal,
                                                     dropout_p, seed, offset)
-        return dq.reshape(qs), dk.reshape(ks), dv.reshape(vs)
+        need = ctx.needs_input_grad
+        if len(need) < 4 or not need[3]:
+            return dq.reshape(qs), dk.reshape(ks), dv.reshape(vs)
+        if dropout_p > 0.0:
+            raise NotImplementedError(f"{OP}: no gradient for a float attn_mask with dropout_p > 0")
+        dmask = _mask_grad(ctx.backend.xp, q3, k3, v3, m4, out, lse, g3, scale, is_causal)
+        dmask = unbroadcast(dmask.reshape(tuple(qs[:-2]) + dmask.shape[-2:]), ctx.mask_shape)
+        return dq.reshape(qs), dk.reshape(ks), dv.reshape(vs), dmask
+
+
+def _mask_grad(xp, q, k, v, m4, out, lse, g, scale, is_causal, budget=1 << 26):
+    """d(loss)/d(additive mask) = dS = P * (dO V^T - rowsum(dO * O)), in the statistics' dtype,
+    shaped (B, L, S): the one place the L x S matrix is formed, since the mask's gradient has
+    that size anyway. Batch items go in chunks of about `budget` elements."""
+    wide = lse.dtype
+    B, L, E = q.shape
+    S = k.shape[1]
+    m = m4.reshape(-1, L, S) if m4.shape[0] * m4.shape[1] == B else \
+        xp.broadcast_to(m4, (m4.shape[0], B // m4.shape[0], L, S)).reshape(B, L, S)
+    causal = xp.tril(xp.ones((L, S), bool)) if is_causal else None
+    dmask = xp.empty((B, L, S), wide)
+    step = max(1, budget // max(1, L * S))
+    for b0 in range(0, B, step):
+        sl = slice(b0, b0 + step)
+        qw, kw, vw = (a[sl].astype(wide) for a in (q, k, v))
+        gw, ow = g[sl].astype(wide), out[sl].astype(wide)
+        s = xp.matmul(qw, kw.transpose(0, 2, 1)) * scale + m[sl]
+        if causal is not None:
+            s = xp.where(causal, s, -xp.inf)
+        p = xp.exp(s - lse[sl][..., None])
+        dp = xp.matmul(gw, vw.transpose(0, 2, 1))
+        dmask[sl] = p * (dp - (gw * ow).sum(-1, keepdims=True))
+    return dmask
 
 
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
@@ -121,6 +154,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         raise TypeError(f"{OP}: attn_mask must be a tensor, got {type(attn_mask).__name__}")
     _common_device(OP, [t for t in (query, key, value, attn_mask) if isinstance(t, Tensor)])
     check_arrays(OP, query, key, value, attn_mask, dropout_p)
-    mask = None if attn_mask is None else attn_mask._data
-    return ScaledDotProductAttention.apply(query, key, value, mask=mask, dropout_p=float(dropout_p),
-                                           is_causal=bool(is_causal), scale=scale)
+    # A float mask goes in as an input, so that it gets a gradient when it requires one.
+    return ScaledDotProductAttention.apply(query, key, value, attn_mask,
+                                           dropout_p=float(dropout_p), is_causal=bool(is_causal),
+                                           scale=scale)

@@ -71,8 +71,9 @@ def cross_entropy(logits, target, ignore_index: int = -100, label_smoothing: flo
 
 def attention(query, key, value, attn_mask=None, is_causal: bool = False, scale=None,
               dropout_p: float = 0.0):
-    """Like torch.nn.functional.scaled_dot_product_attention; gradients flow to query, key and
-    value (not to a float attn_mask). Dropout draws from pydl's generator (pydl.manual_seed)."""
+    """Like torch.nn.functional.scaled_dot_product_attention; gradients flow to query, key,
+    value and a float attn_mask (not with dropout). Dropout draws from pydl's generator
+    (pydl.manual_seed)."""
     return _Attention.apply({"dropout_p": float(dropout_p), "is_causal": bool(is_causal), "scale": scale},
                     query, key, value, attn_mask)
 
