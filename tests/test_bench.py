@@ -1,5 +1,5 @@
-"""`pydl bench ops --quick` on the CPU: every row checked then timed, reports
-written, and a wrong kernel reported as wrong instead of timed."""
+"""`pydl bench ops --quick` on the CPU: every row checked then timed, reports written, a
+wrong kernel reported as wrong instead of timed and a missing one as unsupported."""
 import json
 
 import pytest
@@ -17,10 +17,17 @@ def test_quick_cpu_run_writes_checked_rows(tmp_path):
     res = json.loads((tmp_path / "results.json").read_text())
     assert res["environment"]["commit"] and res["command"].startswith("pydl bench ops")
     ops = {r["op"] for r in res["rows"]}
-    assert {"matmul", "softmax_fwd", "layer_norm_bwd", "cross_entropy_fwd"} <= ops
+    assert {"matmul", "softmax_fwd", "layer_norm_bwd", "cross_entropy_fwd", "attention_fwd",
+            "attention_bwd", "conv2d_fwd", "conv2d_bwd_input", "conv2d_bwd_weight"} <= ops
     for r in res["rows"]:
         assert r["status"] == "ok" and r["pydl_ms"] > 0 and r["torch_ms"] > 0
         assert r["rel_error"] <= 1e-4
+        if r["suite"] in ("attention", "conv"):
+            assert r["unit"] == "TFLOP/s" and r["pydl_rate"] > 0
+    shapes = {r["shape"] for r in res["rows"] if r["suite"] == "attention"}
+    assert any("causal" in s for s in shapes) and any(s.endswith("x128") for s in shapes)
+    kernels = {r["extra"]["torch_kernel"] for r in res["rows"] if r["suite"] == "attention"}
+    assert kernels and all(k.startswith("cpu ") for k in kernels)
     assert (tmp_path / "report.md").read_text().count("| ok |") == len(res["rows"])
     for png in ("ratio.png", "roofline.png"):
         if (tmp_path / png).exists():
@@ -38,6 +45,18 @@ def test_wrong_kernel_is_reported_not_timed(monkeypatch):
         assert r["status"] == "wrong" and "pydl_ms" not in r
     for r in by_op["layer_norm_fwd"]:
         assert r["status"] == "ok"
+
+
+def test_missing_kernels_are_reported_unsupported(monkeypatch, tmp_path):
+    monkeypatch.delattr(cpu_backend, "attention_backward")
+    monkeypatch.delattr(cpu_backend, "conv2d_forward")
+    res = bench.run_ops("cpu", quick=True, suites=["attention", "conv"], progress=False)
+    assert res["rows"]
+    for r in res["rows"]:
+        assert r["status"] == "unsupported" and "pydl_ms" not in r
+        assert "has no" in r["reason"]
+    bench.write(res, str(tmp_path))
+    assert "unsupported: the cpu backend has no attention_backward" in (tmp_path / "report.md").read_text()
 
 
 def test_compare_two_runs(tmp_path):
