@@ -1,5 +1,5 @@
-"""`pydl bench ops --quick` on the CPU: every row checked then timed, reports written, a
-wrong kernel reported as wrong instead of timed and a missing one as unsupported."""
+"""`pydl bench ops --quick` and `pydl bench models --quick` on the CPU: every row checked
+then timed, reports written, and a wrong kernel or model reported as wrong instead of timed."""
 import json
 
 import pytest
@@ -8,6 +8,7 @@ pytest.importorskip("torch")
 
 import pydl.backend.cpu as cpu_backend  # noqa: E402
 from pydl import bench  # noqa: E402
+from pydl.bench.models import TwinsNotFound  # noqa: E402
 from pydl.cli import main  # noqa: E402
 
 
@@ -65,3 +66,45 @@ def test_compare_two_runs(tmp_path):
         res = bench.run_ops("cpu", quick=True, suites=["gemm"], progress=False)
         bench.write(res, str(d))
     assert main(["bench", "compare", str(a), str(b)]) == 0
+
+
+def test_quick_models_run_checks_then_times(tmp_path):
+    ops_rows = [{"suite": "gemm", "op": "matmul", "dtype": "float32", "shape": "8x8x8", "status": "ok",
+                 "rel_error": 0.0, "pydl_ms": 1.0, "torch_ms": 1.0, "ratio": 1.0, "unit": "TFLOP/s",
+                 "pydl_rate": 1.0, "torch_rate": 1.0, "fraction_of_ceiling": 0.5}]
+    res = bench.run_models("cpu", families=["mlp"], quick=True, progress=False)
+    bench.write(dict(res, kind="ops", rows=ops_rows, command="pydl bench ops"), str(tmp_path))
+    rc = main(["bench", "models", "--device", "cpu", "--quick", "--families", "mlp,gnn,word2vec",
+               "--out", str(tmp_path)])
+    assert rc == 0
+    merged = json.loads((tmp_path / "results.json").read_text())
+    assert merged["kind"] == "models+ops" and [r["kind"] for r in merged["runs"]] == ["ops", "models"]
+    rows = [r for r in merged["rows"] if r["suite"] == "models"]
+    assert {(r["family"], r["pass"]) for r in rows} == {("mlp", "train"), ("mlp", "infer"),
+                                                        ("gnn", "train"), ("gnn", "infer"),
+                                                        ("word2vec", "train")}
+    assert any(r["op"] == "matmul" for r in merged["rows"])  # the ops run in the folder stays
+    for r in rows:
+        assert r["status"] == "ok" and r["rel_error"] < 1e-3
+        assert r["pydl_ms"] > 0 and r["torch_ms"] > 0 and r["unit"] == "samples/s"
+        assert r["pydl_rate"] == pytest.approx(r["batch"] / (r["pydl_ms"] * 1e-3))
+    md = (tmp_path / "report.md").read_text()
+    assert "## Ops" in md and "## Models" in md and "| word2vec | train |" in md
+
+
+def test_wrong_model_is_reported_not_timed(monkeypatch):
+    from pydl.models import MLP
+
+    real = MLP.forward
+    monkeypatch.setattr(MLP, "forward", lambda self, x: real(self, x) + x[:, :10])
+    res = bench.run_models("cpu", families=["mlp"], quick=True, progress=False)
+    assert {r["pass"] for r in res["rows"]} == {"train", "infer"}
+    for r in res["rows"]:
+        assert r["status"] == "wrong" and r["rel_error"] > 1e-3 and "pydl_ms" not in r
+
+
+def test_models_without_twins_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(TwinsNotFound, match="source checkout"):
+        bench.run_models("cpu", families=["mlp"], quick=True, progress=False, twins_dir=str(tmp_path))
+    assert main(["bench", "models", "--device", "cpu", "--quick", "--twins", str(tmp_path)]) == 2
+    assert "benchmarks/twins" in capsys.readouterr().out

@@ -1,9 +1,11 @@
 """`pydl bench`: pydl against PyTorch on the same inputs in the same process.
 
     pydl bench ops [--device cuda|cpu] [--dtype float16,...] [--suites gemm,...] [--quick] [--out DIR]
+    pydl bench models [--device cuda|cpu] [--families mlp,...] [--quick] [--out DIR]
     pydl bench compare A B
 
-Every row is checked against PyTorch's output before it is timed; a row whose output disagrees is reported as wrong and not timed. A
+Every row is checked against PyTorch's output (for models, the loss on the same batch)
+before it is timed; a row whose output disagrees is reported as wrong and not timed. A
 kernel the device's backend lacks is reported as unsupported.
 """
 from __future__ import annotations
@@ -14,9 +16,10 @@ import sys
 import time
 
 from . import report, timing
+from .models import run_models
 from .ops import SUITES, TOLERANCE, rel_error
 
-__all__ = ["run_ops", "write"]
+__all__ = ["run_ops", "run_models", "write"]
 
 DEFAULT_DTYPES = {"cuda": ["float32", "float16", "bfloat16"], "cpu": ["float32"]}
 

@@ -8,7 +8,13 @@ def add_parser(sub):
     ops = bsub.add_parser("ops", help="kernels against PyTorch's, checked then timed")
     ops.add_argument("--dtype", default=None, help="comma-separated, e.g. float16,bfloat16")
     ops.add_argument("--suites", default=None, help="comma-separated: gemm,rowops,attention,conv")
-    for p in (ops,):
+    models = bsub.add_parser("models", help="model families' training steps against their PyTorch "
+                                            "twins, checked then timed")
+    models.add_argument("--families", default=None,
+                        help="comma-separated, e.g. mlp,gnn (default: all ten)")
+    models.add_argument("--twins", default=None,
+                        help="folder of the PyTorch twins (default: benchmarks/twins of this checkout)")
+    for p in (ops, models):
         p.add_argument("--device", default=None, choices=["cuda", "cpu"])
         p.add_argument("--quick", action="store_true", help="small sizes, fewer runs")
         p.add_argument("--out", default=None,
@@ -24,7 +30,8 @@ def run(args) -> int:
 
     from rich.console import Console
 
-    from . import report, run_ops, write
+    from . import report, run_models, run_ops, write
+    from .models import TwinsNotFound
 
     console = Console()
     if args.bench_command == "compare":
@@ -35,10 +42,14 @@ def run(args) -> int:
     device = args.device or ("cuda" if pydl.cuda.is_available() else "cpu")
     command = "pydl " + " ".join(args.argv)
     try:
-        results = run_ops(device, dtypes=args.dtype.split(",") if args.dtype else None,
-                          quick=args.quick, suites=args.suites.split(",") if args.suites else None,
-                          command=command)
-    except ValueError as e:
+        if args.bench_command == "models":
+            results = run_models(device, families=args.families.split(",") if args.families else None,
+                                 quick=args.quick, command=command, twins_dir=args.twins)
+        else:
+            results = run_ops(device, dtypes=args.dtype.split(",") if args.dtype else None,
+                              quick=args.quick, suites=args.suites.split(",") if args.suites else None,
+                              command=command)
+    except (TwinsNotFound, ValueError) as e:
         console.print(f"[red]error:[/red] {e}")
         return 2
     out = args.out or f"benchmarks/results/{device}-{time.strftime('%Y%m%d-%H%M%S')}"
