@@ -108,3 +108,11 @@ def test_models_without_twins_is_a_clear_error(tmp_path, capsys):
         bench.run_models("cpu", families=["mlp"], quick=True, progress=False, twins_dir=str(tmp_path))
     assert main(["bench", "models", "--device", "cpu", "--quick", "--twins", str(tmp_path)]) == 2
     assert "benchmarks/twins" in capsys.readouterr().out
+
+
+def test_model_the_backend_cannot_run_is_unsupported(monkeypatch):
+    monkeypatch.delattr(cpu_backend, "conv2d_forward")
+    res = bench.run_models("cpu", families=["cnn", "mlp"], quick=True, progress=False)
+    by_family = {r["family"]: r for r in res["rows"] if r["pass"] == "train"}
+    assert by_family["cnn"]["status"] == "unsupported" and "conv2d_forward" in by_family["cnn"]["reason"]
+    assert by_family["mlp"]["status"] == "ok"

@@ -24,8 +24,12 @@ class TwinsNotFound(RuntimeError):
 
 
 def default_twins_dir() -> str:
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                        "benchmarks", "twins")
+    """benchmarks/twins beside this package (a checkout, or an editable install), else under
+    the current folder (an installed pydl run from a checkout's root)."""
+    beside = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                          "benchmarks", "twins")
+    here = os.path.join(os.getcwd(), "benchmarks", "twins")
+    return beside if os.path.isdir(beside) or not os.path.isdir(here) else here
 
 
 def load_twins(folder: str | None = None) -> dict:

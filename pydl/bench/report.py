@@ -90,8 +90,8 @@ def markdown(results: dict) -> str:
             ok = r["status"] == "ok"
             lines.append(f"| {r['family']} | {r['pass']} | {r['batch']} | {_fmt(r.get('pydl_ms'))} | "
                          f"{_fmt(r.get('torch_ms'))} | {_fmt(r.get('ratio'), '.2f')} | "
-                         f"{_fmt(r.get('pydl_rate') if ok else None, '.4g')} | "
-                         f"{_fmt(r.get('torch_rate') if ok else None, '.4g')} | "
+                         f"{_fmt(r.get('pydl_rate') if ok else None, ',.0f')} | "
+                         f"{_fmt(r.get('torch_rate') if ok else None, ',.0f')} | "
                          f"{_fmt(r.get('rel_error'), '.1e')} | {status(r)} |")
         lines.append("")
         lines.append(_summary(models))

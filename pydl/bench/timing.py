@@ -4,6 +4,7 @@ spread of many runs. Also the machine's two ceilings: copy bandwidth (bytes read
 plus written) and the best library's (PyTorch's) matrix rate."""
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import time
@@ -166,7 +167,10 @@ def _cpu_name() -> str:
 
 def git_commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        # The checkout pydl runs from, whatever the current folder.
+        here = os.path.dirname(os.path.abspath(__file__))
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                             cwd=here)
         return out.stdout.strip() or "unknown"
     except OSError:
         return "unknown"
