@@ -35,6 +35,24 @@ def _bits(xp, a):
     return a.view(xp.uint16) if a.dtype == dt.bfloat16 else a
 
 
+def _check(op, q, k, v, mask, dropout_p):
+    """The shape checks of the CPU kernel, with the same messages' substance."""
+    if q.ndim != 3 or k.ndim != 3 or v.ndim != 3:
+        raise ValueError(f"{op}: query, key and value must be 3-D (batch*heads, seq, dim), got "
+                         f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    B, L, E = q.shape
+    S = k.shape[1]
+    if k.shape[0] != B or v.shape[0] != B or k.shape[2] != E or v.shape[1] != S:
+        raise ValueError(f"{op}: query {tuple(q.shape)}, key {tuple(k.shape)} and value "
+                         f"{tuple(v.shape)} must be (B, L, E), (B, S, E), (B, S, Ev)")
+    if mask is not None and (mask.ndim != 4 or tuple(mask.shape[2:]) != (L, S)
+                             or mask.shape[0] * mask.shape[1] != B):
+        raise ValueError(f"{op}: attn_mask view must be (B1, B2, L, S) with B1*B2 = {B}, "
+                         f"L = {L}, S = {S}; got {tuple(mask.shape)}")
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"{op}: dropout_p must be in [0, 1), got {dropout_p}")
+
+
 def _work(B, L, S, itemsize, dropout_p):
     """(b0, b1, i0, i1): chunks of heads and query rows whose score tiles fit TEMP_BYTES."""
     per_row = min(max(S, 1), KEY_BLOCK) * (_TILE_ARRAYS * itemsize +
@@ -87,6 +105,7 @@ def _dropout_factor(xp, p, seed, offset, b0, b1, r0, r1, j0, j1, L, S, dtype):
 
 def attention_forward(xp, gemm, q, k, v, mask, scale, is_causal, dropout_p=0.0, seed=0,
                       offset=0):
+    _check("scaled_dot_product_attention", q, k, v, mask, dropout_p)
     B, L, _ = q.shape
     S, Ev = k.shape[1], v.shape[2]
     cd = _wide(q.dtype)
@@ -122,6 +141,7 @@ def attention_forward(xp, gemm, q, k, v, mask, scale, is_causal, dropout_p=0.0, 
 
 def attention_backward(xp, gemm, q, k, v, mask, out, lse, dout, scale, is_causal,
                        dropout_p=0.0, seed=0, offset=0):
+    _check("scaled_dot_product_attention_backward", q, k, v, mask, dropout_p)
     B, L, _ = q.shape
     S = k.shape[1]
     cd = _wide(q.dtype)
