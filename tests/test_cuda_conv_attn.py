@@ -14,18 +14,13 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-cp = pytest.importorskip("cupy")
-_C = pytest.importorskip("pydl._C")
+import pydl
 
-if not getattr(_C.cuda, "compiled", False) or _C.cuda.device_count() == 0:
-    pytest.skip("needs a CUDA build of pydl and a GPU", allow_module_level=True)
-try:
-    if cp.cuda.runtime.getDeviceCount() == 0:
-        pytest.skip("CuPy sees no GPU", allow_module_level=True)
-except cp.cuda.runtime.CUDARuntimeError:
-    pytest.skip("CuPy sees no GPU", allow_module_level=True)
+if not pydl.cuda.is_available():
+    pytest.skip(f"needs a GPU: {pydl.cuda.unavailable_reason()}", allow_module_level=True)
 
-import pydl  # noqa: E402
+import cupy as cp  # noqa: E402
+
 from pydl import _config  # noqa: E402
 from pydl._ops.attention import _mask_view  # noqa: E402
 from pydl.backend import cpu, cuda as gpu, rng as prng  # noqa: E402
@@ -38,21 +33,18 @@ BF16 = np.dtype(ml_dtypes.bfloat16)
 F16, F32, F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 
 
-def _bf16_on_gpu():
+def _bf16_round_trips():
+    a = np.arange(4, dtype=np.float32).astype(BF16)
     try:
-        a = np.arange(4, dtype=np.float32).astype(BF16)
-        return np.array_equal(gpu.to_numpy(gpu.from_numpy(a)).astype(np.float32), a.astype(np.float32))
-    except Exception:
+        return np.array_equal(gpu.to_numpy(gpu.from_numpy(a)), a)
+    except Exception:  # a CuPy without ml_dtypes' bfloat16
         return False
 
 
-DTYPES = [
-    pytest.param(F32, id="float32"),
-    pytest.param(F16, id="float16"),
-    pytest.param(BF16, id="bfloat16",
-                 marks=pytest.mark.skipif(not _bf16_on_gpu(), reason="CuPy lacks bfloat16")),
-    pytest.param(F64, id="float64"),
-]
+DTYPES = [pytest.param(F32, id="float32"), pytest.param(F16, id="float16"),
+          pytest.param(BF16, id="bfloat16", marks=pytest.mark.skipif(not _bf16_round_trips(),
+                                                                     reason="CuPy lacks bfloat16")),
+          pytest.param(F64, id="float64")]
 
 
 def eps(dtype):
