@@ -13,15 +13,6 @@ import time
 
 import numpy as np
 
-# (C_in, H, C_out, k, stride, pad) of ResNet-18's distinct conv layers (224x224 input).
-RESNET18 = [
-    (3, 224, 64, 7, 2, 3),
-    (64, 56, 64, 3, 1, 1),
-    (64, 56, 128, 3, 2, 1), (64, 56, 128, 1, 2, 0), (128, 28, 128, 3, 1, 1),
-    (128, 28, 256, 3, 2, 1), (128, 28, 256, 1, 2, 0), (256, 14, 256, 3, 1, 1),
-    (256, 14, 512, 3, 2, 1), (256, 14, 512, 1, 2, 0), (512, 7, 512, 3, 1, 1),
-]
-
 
 def median_ms(fn, reps):
     fn()
@@ -53,6 +44,7 @@ def main():
     os.environ.setdefault("OMP_NUM_THREADS", str(a.threads))
     import torch
     from pydl.backend import cpu as B
+    from pydl.bench.conv import RESNET18  # (C_in, H, C_out, k, stride, pad), 224 x 224 input
     torch.set_num_threads(a.threads)
     rng = np.random.default_rng(0)
     print("| layer (Cin,H,Cout,k,s) | pass | pydl ms | GFLOP/s | torch ms | numpy im2col ms | "

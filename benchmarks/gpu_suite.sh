@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # One command on a machine with an NVIDIA GPU and the dependencies installed
-# (no network needed): build pydl in place, run the -m cuda tests, run the op
-# benchmarks against PyTorch, and put everything under one folder.
+# (no network needed): build pydl in place, run the -m cuda tests, run the op and
+# model benchmarks against PyTorch, and put everything under one folder.
 #
 #   bash benchmarks/gpu_suite.sh [OUT_DIR]        (default: benchmarks/results/gpu-<date>)
 #
 # PYDL_CUDA_ARCHITECTURES narrows the build (e.g. 90a-real on an H100) for speed;
-# PYDL_TEST_ARGS and PYDL_BENCH_ARGS (e.g. --quick) pass through.
+# PYDL_TEST_ARGS, PYDL_BENCH_ARGS (bench ops, e.g. --quick or --suites attention,conv) and
+# PYDL_MODELS_ARGS (bench models, e.g. --quick or --families mlp,resnet) pass through.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-benchmarks/results/gpu-$(date +%Y%m%d-%H%M%S)}
@@ -28,7 +29,11 @@ tail -25 "$out/tests.log"
 echo "== benchmarks"
 python3 benchmarks/gemm_bench.py --out "$out/gemm_variants.json" >"$out/gemm_variants.log" 2>&1 \
   || tail -20 "$out/gemm_variants.log"
+# All op suites (gemm, rowops, attention, conv), then the ten model families, into one
+# results folder: results.json and report.md hold both.
 python3 -m pydl bench ops --device cuda --out "$out" ${PYDL_BENCH_ARGS:-} >"$out/bench.log" 2>&1 \
   || tail -20 "$out/bench.log"
-tail -n +1 "$out/report.md" | tail -60
+python3 -m pydl bench models --device cuda --out "$out" ${PYDL_MODELS_ARGS:-} >"$out/bench_models.log" 2>&1 \
+  || tail -20 "$out/bench_models.log"
+tail -80 "$out/report.md"
 exit $tests_rc

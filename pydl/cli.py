@@ -58,8 +58,20 @@ def _train(args):
 
     recipe = _recipe(args.family)
     out = args.out if args.out is not None else f"runs/{args.family}"
-    m = recipe.run(epochs=args.epochs, seed=args.seed, device=args.device, out=out or None,
-                   progress=True, resume=args.resume)
+    own = {}
+    if args.data is not None:
+        if args.family == "dqn":
+            raise SystemExit("pydl train dqn: takes --env ID (a gymnasium environment), not --data")
+        own["text" if args.family in ("lstm", "word2vec") else "data"] = args.data
+    if args.env is not None:
+        if args.family != "dqn":
+            raise SystemExit(f"pydl train {args.family}: --env is for dqn; use --data FILE")
+        own["env"] = args.env
+    try:
+        m = recipe.run(epochs=args.epochs, seed=args.seed, device=args.device, out=out or None,
+                       progress=True, resume=args.resume, **own)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"pydl train {args.family}: {e}") from None
     results = []
     for metric, threshold, higher in bars(recipe.BAR):
         if metric not in m:
@@ -132,6 +144,12 @@ def main(argv=None):
                     help="folder for metrics.json, loss.png and the checkpoint (default runs/<family>; "
                          "'' for none)")
     tr.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    tr.add_argument("--data", default=None, metavar="FILE",
+                    help="your own data: images .npz (mlp, cnn, resnet, gan, diffusion), graph "
+                         ".npz (gnn), source<TAB>target lines (transformer), text (lstm, "
+                         "word2vec); formats in pydl.data.files")
+    tr.add_argument("--env", default=None, metavar="ID",
+                    help="dqn: a gymnasium environment with Discrete actions (default CartPole-v1)")
     zo = sub.add_parser("zoo", help="run every recipe and check it against its quality bar")
     zo.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     zo.add_argument("--families", default=None, help="comma-separated subset, e.g. mlp,gnn")

@@ -177,6 +177,34 @@ def test_sdpa_half_types_widen(device):
         assert all(t.grad is not None and t.grad.dtype == dtype for t in ts)
 
 
+@pytest.mark.parametrize("mshape", [(5, 7), (2, 1, 5, 7), (1, 3, 1, 7)], ids=str)
+@pytest.mark.parametrize("causal", [False, True])
+def test_sdpa_float_mask_gets_its_gradient(device, mshape, causal):
+    """An additive float mask that requires grad gets d(loss)/d(scores), summed over the dims
+    it was broadcast along, like PyTorch's."""
+    rng = fresh_rng()
+    p, t = _leaves([(2, 3, 5, 8), (2, 3, 7, 8), (2, 3, 7, 4)], np.float64, device, rng)
+    m = rng.standard_normal(mshape)
+    pm = pydl.tensor(m, device=device, requires_grad=True)
+    tm = torch.tensor(m, requires_grad=True)
+    po = F.scaled_dot_product_attention(*p, attn_mask=pm, is_causal=causal)
+    to = ref_attention(*t, mask=tm, causal=causal)
+    _compare(po, to, p, t, np.float64, rng, f"mask {mshape}")
+    assert pm.grad is not None and tuple(pm.grad.shape) == mshape
+    assert_close(pm.grad, tm.grad, 1e-10, 1e-8, "mask grad")
+
+
+def test_sdpa_float_mask_gradcheck_and_dropout_refusal():
+    rng = fresh_rng()
+    q = pydl.tensor(rng.standard_normal((2, 4, 3)), requires_grad=True)
+    m = pydl.tensor(rng.standard_normal((4, 4)), requires_grad=True)
+    assert pydl.autograd.gradcheck(
+        lambda q, m: F.scaled_dot_product_attention(q, q, q, attn_mask=m, is_causal=True), (q, m))
+    out = F.scaled_dot_product_attention(q, q, q, attn_mask=m, dropout_p=0.3)
+    with pytest.raises(NotImplementedError, match="scaled_dot_product_attention: no gradient for a float attn_mask"):
+        out.sum().backward()
+
+
 @pytest.mark.parametrize("what", ["plain", "causal", "mask", "dropout"])
 def test_sdpa_gradcheck(what):
     rng = fresh_rng()

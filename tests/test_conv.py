@@ -107,13 +107,41 @@ def test_conv_modules_match_torch_shapes_and_init():
     assert m.bias is None and list(dict(m.named_parameters())) == ["weight"]
 
 
-def test_conv_module_forward_matches_torch():
+def test_conv_module_forward_matches_torch(device):
     tm = torch.nn.Conv2d(4, 6, 3, padding="same", groups=2)
     m = nn.Conv2d(4, 6, 3, padding="same", groups=2)
     m.load_state_dict({k: pydl.tensor(v.detach().numpy()) for k, v in tm.state_dict().items()})
+    m.to(device)
     x = np.random.default_rng(0).standard_normal((2, 4, 7, 5)).astype(np.float32)
-    np.testing.assert_allclose(m(pydl.tensor(x)).detach().numpy(), tm(torch.tensor(x)).detach().numpy(),
-                               atol=1e-5, rtol=1e-4)
+    np.testing.assert_allclose(m(pydl.tensor(x, device=device)).detach().numpy(),
+                               tm(torch.tensor(x)).detach().numpy(), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d"])
+def test_conv_half_types_keep_their_dtype(op, dtype, device):
+    """Half inputs give half outputs and gradients, within the dtype's precision of float64
+    PyTorch on the same (rounded) values."""
+    rng = np.random.default_rng(0)
+    wshape = (6, 2, 3, 3) if op == "conv2d" else (4, 3, 3, 3)
+    arrs = [rng.standard_normal(s) for s in ((2, 4, 9, 7), wshape, (6,))]
+    ours = [pydl.tensor(a, dtype=getattr(pydl, dtype), device=device, requires_grad=True)
+            for a in arrs]
+    ref = [torch.tensor(t.detach().float().numpy().astype(np.float64), requires_grad=True)
+           for t in ours]
+    fn, tfn = getattr(F, op), getattr(torch.nn.functional, op)
+    y = fn(*ours, stride=2, padding=1, groups=2)
+    ty = tfn(*ref, stride=2, padding=1, groups=2)
+    g = rng.standard_normal(tuple(ty.shape))
+    (y * pydl.tensor(g, dtype=y.dtype, device=device)).sum().backward()
+    (ty * torch.tensor(g)).sum().backward()
+    eps = float(np.finfo(np.float16).eps) if dtype == "float16" else 2.0 ** -7
+    for name, a, b in [("out", y, ty)] + [(f"grad {i}", t.grad, r.grad)
+                                          for i, (t, r) in enumerate(zip(ours, ref))]:
+        assert a.dtype == getattr(pydl, dtype), name
+        b = b.detach().numpy()
+        np.testing.assert_allclose(a.detach().float().numpy(), b, rtol=0,
+                                   atol=8 * eps * np.abs(b).max(), err_msg=f"{op} {dtype} {name}")
 
 
 @pytest.mark.parametrize("call,match", [

@@ -128,8 +128,8 @@ def test_recipe_writes_run_folder(tmp_path):
 
 @pytest.mark.slow
 def test_diffusion_recipe_reaches_the_bar(tmp_path):
+    from pydl.cli import passes
     from pydl.recipes import diffusion
 
     m = diffusion.run(out=str(tmp_path / "diff"), progress=False)
-    assert m[diffusion.BAR[0]] >= diffusion.BAR[1], m
-    assert m["classes_covered"] == 10 and m["max_class_fraction"] <= 0.25, m
+    assert passes(diffusion.BAR, m), m

@@ -131,3 +131,12 @@ def test_recipe_writes_run_folder_and_resumes(tmp_path):
     with open(os.path.join(out, "samples.png"), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
+
+
+@pytest.mark.slow
+def test_gan_recipe_reaches_the_bar(tmp_path):
+    from pydl.cli import passes
+    from pydl.recipes import gan
+
+    m = gan.run(out=str(tmp_path / "gan"), progress=False)
+    assert passes(gan.BAR, m), m

@@ -18,8 +18,9 @@ nn = torch.nn
 
 def timestep_embedding(t, dim):
     half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float64) / half)
-    args = torch.as_tensor(t, dtype=torch.float64)[:, None] * freqs[None]
+    t = torch.as_tensor(t, dtype=torch.float64)
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float64, device=t.device) / half)
+    args = t[:, None] * freqs[None]
     return torch.cat([torch.sin(args), torch.cos(args)], dim=1).float()
 
 
@@ -57,7 +58,7 @@ class UNet(nn.Module):
         self.out = nn.Sequential(nn.BatchNorm2d(c), nn.SiLU(), nn.Conv2d(c, in_channels, 3, padding=1))
 
     def forward(self, x, t):
-        temb = self.time(timestep_embedding(t, self.tdim))
+        temb = self.time(timestep_embedding(t, self.tdim).to(x.device))
         h1 = self.down1(self.inc(x), temb)
         h2 = self.down2(self.downsample(h1), temb)
         m = self.mid(h2, temb)

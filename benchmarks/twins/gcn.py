@@ -24,7 +24,7 @@ class TorchGCN(torch.nn.Module):
     def forward(self, x):
         for i, (lin, b) in enumerate(zip(self.lins, self.biases)):
             h = lin(x)
-            x = torch.zeros(self.n, h.shape[1]).index_add_(0, self.dst, h[self.src] * self.w[:, None]) + b
+            x = torch.zeros(self.n, h.shape[1], device=h.device).index_add_(0, self.dst, h[self.src] * self.w[:, None]) + b
             if i < len(self.lins) - 1:
                 x = torch.relu(x)
         return x

@@ -52,7 +52,7 @@ class TorchSeq2SeqTransformer(torch.nn.Module):
         src_pad = src == self.pad_idx
         memory = self.encoder(self._embed(src), src_key_padding_mask=src_pad)
         T = tgt.shape[1]
-        causal = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
+        causal = torch.triu(torch.ones(T, T, dtype=torch.bool, device=tgt.device), 1)
         h = self.decoder(self._embed(tgt), memory, tgt_mask=causal,
                          tgt_key_padding_mask=tgt == self.pad_idx,
                          memory_key_padding_mask=src_pad, tgt_is_causal=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 from .. import dtypes as dt
-from ..autograd.function import Function
+from ..autograd.function import Function, unbroadcast
 from ..tensor import Tensor, _common_device
 
 OP = "scaled_dot_product_attention"
@@ -33,6 +33,42 @@ def _mask_view(xp, mask, dtype, batch, L, S):
         return m[None]
     # Collapse all but the last batch dim; a view whenever the strides allow it.
     return m.reshape(-1, batch[-1], L, S)
+
+
+def check_arrays(op, query, key, value, attn_mask=None, dropout_p=0.0):
+    """Shapes, dtypes and the mask's broadcast, for anything with .shape and .dtype."""
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        if not dt.is_floating(t.dtype):
+            raise TypeError(f"{op}: {name} must be floating point, got {t.dtype}")
+        if t.ndim < 2:
+            raise ValueError(f"{op}: {name} must have at least 2 dims (..., seq, dim), got shape "
+                             f"{tuple(t.shape)}")
+    if key.dtype != query.dtype or value.dtype != query.dtype:
+        raise TypeError(f"{op}: query, key and value must have the same dtype, got {query.dtype}, "
+                        f"{key.dtype}, {value.dtype}")
+    if key.ndim != query.ndim or value.ndim != query.ndim or \
+            tuple(key.shape[:-2]) != tuple(query.shape[:-2]) or \
+            tuple(value.shape[:-2]) != tuple(query.shape[:-2]):
+        raise ValueError(f"{op}: query, key and value must have the same batch dims, got shapes "
+                         f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}")
+    if key.shape[-1] != query.shape[-1]:
+        raise ValueError(f"{op}: query and key head dims differ: {query.shape[-1]} vs "
+                         f"{key.shape[-1]}")
+    if value.shape[-2] != key.shape[-2]:
+        raise ValueError(f"{op}: key and value sequence lengths differ: {key.shape[-2]} vs "
+                         f"{value.shape[-2]}")
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"{op}: dropout_p must be in [0, 1), got {dropout_p}")
+    if attn_mask is not None:
+        if attn_mask.dtype != dt.bool_ and not dt.is_floating(attn_mask.dtype):
+            raise TypeError(f"{op}: attn_mask must be bool (True = may attend) or floating "
+                            f"point (added to the scores), got {attn_mask.dtype}")
+        L, S = query.shape[-2], key.shape[-2]
+        full = tuple(query.shape[:-2]) + (L, S)
+        ms = tuple(attn_mask.shape)
+        if len(ms) > len(full) or any(a != 1 and a != b for a, b in zip(ms[::-1], full[::-1])):
+            raise ValueError(f"{op}: attn_mask of shape {ms} is not broadcastable to {full} "
+                             "(batch..., L, S)")
 
 
 class ScaledDotProductAttention(Function):
@@ -62,6 +98,7 @@ class ScaledDotProductAttention(Function):
         out, lse = be.attention_forward(q3, k3, v3, m4, scale, is_causal, dropout_p, seed, offset)
         ctx.save_for_backward(q3, k3, v3, out, lse, m4)
         ctx.args = (scale, is_causal, dropout_p, seed, offset, q.shape, k.shape, v.shape)
+        ctx.mask_shape = None if mask is None else mask.shape
         return out.reshape(tuple(batch) + (L, Ev))
 
     @staticmethod
@@ -71,7 +108,39 @@ class ScaledDotProductAttention(Function):
         g3 = ctx.backend.xp.ascontiguousarray(g).reshape(out.shape)
         dq, dk, dv = ctx.backend.attention_backward(q3, k3, v3, m4, out, lse, g3, scale, is_causal,
                                                     dropout_p, seed, offset)
-        return dq.reshape(qs), dk.reshape(ks), dv.reshape(vs)
+        need = ctx.needs_input_grad
+        if len(need) < 4 or not need[3]:
+            return dq.reshape(qs), dk.reshape(ks), dv.reshape(vs)
+        if dropout_p > 0.0:
+            raise NotImplementedError(f"{OP}: no gradient for a float attn_mask with dropout_p > 0")
+        dmask = _mask_grad(ctx.backend.xp, q3, k3, v3, m4, out, lse, g3, scale, is_causal)
+        dmask = unbroadcast(dmask.reshape(tuple(qs[:-2]) + dmask.shape[-2:]), ctx.mask_shape)
+        return dq.reshape(qs), dk.reshape(ks), dv.reshape(vs), dmask
+
+
+def _mask_grad(xp, q, k, v, m4, out, lse, g, scale, is_causal, budget=1 << 26):
+    """d(loss)/d(additive mask) = dS = P * (dO V^T - rowsum(dO * O)), in the statistics' dtype,
+    shaped (B, L, S): the one place the L x S matrix is formed, since the mask's gradient has
+    that size anyway. Batch items go in chunks of about `budget` elements."""
+    wide = lse.dtype
+    B, L, E = q.shape
+    S = k.shape[1]
+    m = m4.reshape(-1, L, S) if m4.shape[0] * m4.shape[1] == B else \
+        xp.broadcast_to(m4, (m4.shape[0], B // m4.shape[0], L, S)).reshape(B, L, S)
+    causal = xp.tril(xp.ones((L, S), bool)) if is_causal else None
+    dmask = xp.empty((B, L, S), wide)
+    step = max(1, budget // max(1, L * S))
+    for b0 in range(0, B, step):
+        sl = slice(b0, b0 + step)
+        qw, kw, vw = (a[sl].astype(wide) for a in (q, k, v))
+        gw, ow = g[sl].astype(wide), out[sl].astype(wide)
+        s = xp.matmul(qw, kw.transpose(0, 2, 1)) * scale + m[sl]
+        if causal is not None:
+            s = xp.where(causal, s, -xp.inf)
+        p = xp.exp(s - lse[sl][..., None])
+        dp = xp.matmul(gw, vw.transpose(0, 2, 1))
+        dmask[sl] = p * (dp - (gw * ow).sum(-1, keepdims=True))
+    return dmask
 
 
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
@@ -83,41 +152,11 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     for name, t in (("query", query), ("key", key), ("value", value)):
         if not isinstance(t, Tensor):
             raise TypeError(f"{OP}: {name} must be a tensor, got {type(t).__name__}")
-        if not dt.is_floating(t.dtype):
-            raise TypeError(f"{OP}: {name} must be floating point, got {t.dtype}")
-        if t.ndim < 2:
-            raise ValueError(f"{OP}: {name} must have at least 2 dims (..., seq, dim), got shape "
-                             f"{tuple(t.shape)}")
+    if attn_mask is not None and not isinstance(attn_mask, Tensor):
+        raise TypeError(f"{OP}: attn_mask must be a tensor, got {type(attn_mask).__name__}")
     _common_device(OP, [t for t in (query, key, value, attn_mask) if isinstance(t, Tensor)])
-    if key.dtype != query.dtype or value.dtype != query.dtype:
-        raise TypeError(f"{OP}: query, key and value must have the same dtype, got {query.dtype}, "
-                        f"{key.dtype}, {value.dtype}")
-    if key.ndim != query.ndim or value.ndim != query.ndim or \
-            tuple(key.shape[:-2]) != tuple(query.shape[:-2]) or \
-            tuple(value.shape[:-2]) != tuple(query.shape[:-2]):
-        raise ValueError(f"{OP}: query, key and value must have the same batch dims, got shapes "
-                         f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}")
-    if key.shape[-1] != query.shape[-1]:
-        raise ValueError(f"{OP}: query and key head dims differ: {query.shape[-1]} vs "
-                         f"{key.shape[-1]}")
-    if value.shape[-2] != key.shape[-2]:
-        raise ValueError(f"{OP}: key and value sequence lengths differ: {key.shape[-2]} vs "
-                         f"{value.shape[-2]}")
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"{OP}: dropout_p must be in [0, 1), got {dropout_p}")
-    mask = None
-    if attn_mask is not None:
-        if not isinstance(attn_mask, Tensor):
-            raise TypeError(f"{OP}: attn_mask must be a tensor, got {type(attn_mask).__name__}")
-        if attn_mask.dtype != dt.bool_ and not dt.is_floating(attn_mask.dtype):
-            raise TypeError(f"{OP}: attn_mask must be bool (True = may attend) or floating "
-                            f"point (added to the scores), got {attn_mask.dtype}")
-        mask = attn_mask._data
-        L, S = query.shape[-2], key.shape[-2]
-        full = tuple(query.shape[:-2]) + (L, S)
-        ms = tuple(mask.shape)
-        if len(ms) > len(full) or any(a != 1 and a != b for a, b in zip(ms[::-1], full[::-1])):
-            raise ValueError(f"{OP}: attn_mask of shape {ms} is not broadcastable to {full} "
-                             "(batch..., L, S)")
-    return ScaledDotProductAttention.apply(query, key, value, mask=mask, dropout_p=float(dropout_p),
-                                           is_causal=bool(is_causal), scale=scale)
+    check_arrays(OP, query, key, value, attn_mask, dropout_p)
+    # A float mask goes in as an input, so that it gets a gradient when it requires one.
+    return ScaledDotProductAttention.apply(query, key, value, attn_mask,
+                                           dropout_p=float(dropout_p), is_causal=bool(is_causal),
+                                           scale=scale)

@@ -57,35 +57,39 @@ def conv_padding(op, padding, kernel, stride, dilation):
     return (ph, ph), (pw, pw)
 
 
+def plan(op, x, weight, bias, stride, padding, dilation, groups):
+    """Check a conv2d call; returns the kernels' arguments (stride, (top, left) padding,
+    dilation, groups) and the output's (height, width)."""
+    _check_arrays(op, x, weight, bias, weight.shape[0] if weight.ndim == 4 else -1)
+    stride = pair(op, "stride", stride)
+    dilation = pair(op, "dilation", dilation)
+    if not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    n, c, h, w = x.shape
+    oc, cg, kh, kw = weight.shape
+    if c % groups or oc % groups:
+        raise ValueError(f"{op}: input channels {c} and output channels {oc} must both be "
+                         f"divisible by groups={groups}")
+    if cg != c // groups:
+        raise ValueError(f"{op}: weight of shape {tuple(weight.shape)} expects "
+                         f"{cg * groups} input channels with groups={groups}, got {c}")
+    (pt, pb), (pl, pr) = conv_padding(op, padding, (kh, kw), stride, dilation)
+    oh = (h + pt + pb - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (w + pl + pr - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    if oh < 1 or ow < 1:
+        raise ValueError(f"{op}: output size ({oh}, {ow}) is less than 1 for input "
+                         f"{tuple(x.shape)}, kernel ({kh}, {kw}), padding, stride {stride} "
+                         f"and dilation {dilation}")
+    return (stride, (pt, pl), dilation, groups), (oh, ow)
+
+
 class Conv2d(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, stride=1, padding=0, dilation=1, groups=1):
-        op = "conv2d"
-        _check_arrays(op, x, weight, bias, weight.shape[0] if weight.ndim == 4 else -1)
-        stride = pair(op, "stride", stride)
-        dilation = pair(op, "dilation", dilation)
-        if not isinstance(groups, int) or groups < 1:
-            raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
-        n, c, h, w = x.shape
-        oc, cg, kh, kw = weight.shape
-        if c % groups or oc % groups:
-            raise ValueError(f"{op}: input channels {c} and output channels {oc} must both be "
-                             f"divisible by groups={groups}")
-        if cg != c // groups:
-            raise ValueError(f"{op}: weight of shape {tuple(weight.shape)} expects "
-                             f"{cg * groups} input channels with groups={groups}, got {c}")
-        (pt, pb), (pl, pr) = conv_padding(op, padding, (kh, kw), stride, dilation)
-        oh = (h + pt + pb - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-        ow = (w + pl + pr - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-        if oh < 1 or ow < 1:
-            raise ValueError(f"{op}: output size ({oh}, {ow}) is less than 1 for input "
-                             f"{tuple(x.shape)}, kernel ({kh}, {kw}), padding, stride {stride} "
-                             f"and dilation {dilation}")
-        ctx.args = (stride, (pt, pl), dilation, groups)
+        ctx.args, out_hw = plan("conv2d", x, weight, bias, stride, padding, dilation, groups)
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        return ctx.backend.conv2d_forward(x, weight, bias, stride, (pt, pl), dilation, groups,
-                                          (oh, ow))
+        return ctx.backend.conv2d_forward(x, weight, bias, *ctx.args, out_hw)
 
     @staticmethod
     def backward(ctx, g):

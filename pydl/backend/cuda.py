@@ -218,3 +218,57 @@ def embedding_backward(grad_out, indices, num_embeddings: int, padding_idx=None)
 def dropout(x, p: float, seed: int, offset: int):
     y, mask = numba_kernels.dropout(cupy.ascontiguousarray(x), p, seed, offset)
     return y, mask.astype(cupy.bool_, copy=False)
+
+
+# ---- convolution and attention -----------------------------------------------------
+# The interim path until the fused tensor-core kernels land: xp_conv and xp_attention over
+# CuPy, every product on pydl's GEMM through matmul above (which hands float64, a dtype that
+# GEMM lacks, to cupy.matmul). Attention widens half types to float32 chunk by chunk.
+from . import xp_attention, xp_conv  # noqa: E402
+
+
+def _check_same(op, x, **others):
+    _check_float(op, x)
+    for name, a in others.items():
+        if a is not None and a.dtype != x.dtype:
+            raise TypeError(f"{op}: {name} has dtype {a.dtype}, input has {x.dtype}")
+
+
+def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, out_hw):
+    _check_same("conv2d", x, weight=weight, bias=bias)
+    return xp_conv.conv2d_forward(cupy, matmul, cupy.ascontiguousarray(x),
+                                  cupy.ascontiguousarray(weight), bias, stride, padding, dilation,
+                                  groups, out_hw)
+
+
+def conv2d_backward_input(dy, weight, in_shape, stride, padding, dilation, groups):
+    _check_same("conv2d_backward_input", dy, weight=weight)
+    return xp_conv.conv2d_backward_input(cupy, matmul, cupy.ascontiguousarray(dy),
+                                         cupy.ascontiguousarray(weight), in_shape, stride,
+                                         padding, dilation, groups)
+
+
+def conv2d_backward_weight(x, dy, weight_shape, stride, padding, dilation, groups):
+    _check_same("conv2d_backward_weight", x, grad_output=dy)
+    return xp_conv.conv2d_backward_weight(cupy, matmul, cupy.ascontiguousarray(x),
+                                          cupy.ascontiguousarray(dy), weight_shape, stride,
+                                          padding, dilation, groups)
+
+
+def attention_forward(q, k, v, mask, scale: float, is_causal: bool, dropout_p: float = 0.0,
+                      seed: int = 0, offset: int = 0):
+    """As pydl.backend.cpu.attention_forward: (out (B, L, Ev), lse (B, L) float32 for half
+    types); the L x S scores are never stored."""
+    _check_same("scaled_dot_product_attention", q, key=k, value=v)
+    return xp_attention.attention_forward(cupy, matmul, q, k, v, mask, float(scale),
+                                          bool(is_causal), float(dropout_p), int(seed),
+                                          int(offset))
+
+
+def attention_backward(q, k, v, mask, out, lse, dout, scale: float, is_causal: bool,
+                       dropout_p: float = 0.0, seed: int = 0, offset: int = 0):
+    _check_same("scaled_dot_product_attention_backward", q, key=k, value=v, output=out,
+                grad_output=dout)
+    return xp_attention.attention_backward(cupy, matmul, q, k, v, mask, out, lse, dout,
+                                           float(scale), bool(is_causal), float(dropout_p),
+                                           int(seed), int(offset))

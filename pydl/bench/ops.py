@@ -3,32 +3,11 @@ memory (PyTorch tensors viewed zero-copy as NumPy/CuPy arrays), checked for
 agreement before they are timed."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
+from .attention import attention_cases
+from .case import TOLERANCE, Case, rel_error, views
+from .conv import conv_cases
 
-import numpy as np
-
-# Relative error (Frobenius) at which pydl's output counts as wrong, per dtype.
-TOLERANCE = {"float64": 1e-9, "float32": 1e-4, "float16": 1e-2, "bfloat16": 3e-2}
-
-
-@dataclass
-class Case:
-    op: str
-    dtype: str
-    shape: str
-    pydl_fn: Callable
-    torch_fn: Callable
-    flops: float = 0.0  # 0 for memory-bound ops
-    nbytes: float = 0.0  # bytes the op must move at least
-    outputs: Callable = None  # () -> (pydl output as torch tensor, torch output)
-    extra: dict = field(default_factory=dict)
-
-
-def _views(device):
-    from ..ops._interop import from_backend, to_backend
-
-    return (lambda t: to_backend(t, "bench", "x")[0]), (lambda a: from_backend(a, "torch"))
+__all__ = ["SUITES", "TOLERANCE", "Case", "rel_error"]
 
 
 def gemm_cases(device: str, dtype: str, quick: bool):
@@ -37,7 +16,7 @@ def gemm_cases(device: str, dtype: str, quick: bool):
     import pydl.backend as backend
 
     B = backend.get(device)
-    mine, back = _views(device)
+    mine, back = views(device)
     sizes = ([128, 256] if quick else [256, 512, 1024, 2048]) if device == "cpu" else \
         ([1024, 4096] if quick else [512, 1024, 2048, 4096, 8192])
     shapes = [(n, n, n) for n in sizes]
@@ -57,74 +36,72 @@ def gemm_cases(device: str, dtype: str, quick: bool):
 
 
 def rowop_cases(device: str, dtype: str, quick: bool):
-    import torch
-
     import pydl.backend as backend
 
     B = backend.get(device)
-    mine, back = _views(device)
-    tdt = getattr(torch, dtype)
+    mine, back = views(device)
     if device == "cpu":
         widths, total = ([256, 2048] if quick else [1024, 4096, 16384, 65536]), 1 << (16 if quick else 22)
     else:
         widths, total = ([1024, 32768] if quick else [1024, 4096, 16384, 32768, 65536, 131072]), 1 << 26
     for width in widths:
-        rows = max(1, total // width)
-        x = torch.randn(rows, width, device=device, dtype=tdt)
-        dy = torch.randn_like(x)
-        w, bias = torch.randn(width, device=device, dtype=tdt), torch.randn(width, device=device, dtype=tdt)
-        target = torch.randint(0, width, (rows,), device=device)
-        px, pdy, pw, pb, pt = mine(x), mine(dy), mine(w), mine(bias), mine(target)
-        es, n = x.element_size(), rows * width
-        shape = f"{rows}x{width}"
-        y, yl = torch.softmax(x, -1), torch.log_softmax(x, -1)
-        py, pyl = B.softmax_forward(px, False), B.softmax_forward(px, True)
-        _, mean, rstd = torch.ops.aten.native_layer_norm(x, [width], w, bias, 1e-5)
-        _, pmean, prstd = B.layer_norm_forward(px, pw, pb, 1e-5, False)
-        xg = x.detach().requires_grad_(True)
-        tloss = torch.nn.functional.cross_entropy(xg, target, reduction="sum")
-        (tgrad,) = torch.autograd.grad(tloss, xg, retain_graph=True)
-        _, plse = B.cross_entropy_forward(px, pt, -100, 0.0)
-        dloss = B.xp.ones(rows, plse.dtype)
-        cases = [
-            ("softmax_fwd", lambda: B.softmax_forward(px, False), lambda: torch.softmax(x, -1),
-             2 * n * es, lambda: (back(B.softmax_forward(px, False)), y)),
-            ("softmax_bwd", lambda: B.softmax_backward(py, pdy, False),
-             lambda: torch._softmax_backward_data(dy, y, -1, tdt), 3 * n * es,
-             lambda: (back(B.softmax_backward(py, pdy, False)), torch._softmax_backward_data(dy, y, -1, tdt))),
-            ("log_softmax_fwd", lambda: B.softmax_forward(px, True), lambda: torch.log_softmax(x, -1),
-             2 * n * es, lambda: (back(B.softmax_forward(px, True)), yl)),
-            ("log_softmax_bwd", lambda: B.softmax_backward(pyl, pdy, True),
-             lambda: torch._log_softmax_backward_data(dy, yl, -1, tdt), 3 * n * es,
-             lambda: (back(B.softmax_backward(pyl, pdy, True)),
-                      torch._log_softmax_backward_data(dy, yl, -1, tdt))),
-            ("layer_norm_fwd", lambda: B.layer_norm_forward(px, pw, pb, 1e-5, False),
-             lambda: torch.ops.aten.native_layer_norm(x, [width], w, bias, 1e-5), 2 * n * es,
-             lambda: (back(B.layer_norm_forward(px, pw, pb, 1e-5, False)[0]),
-                      torch.nn.functional.layer_norm(x, [width], w, bias))),
-            ("layer_norm_bwd", lambda: B.layer_norm_backward(px, pw, pmean, prstd, pdy, False, True, True),
-             lambda: torch.ops.aten.native_layer_norm_backward(dy, x, [width], mean, rstd, w, bias,
-                                                               [True, True, True]), 3 * n * es,
-             lambda: (back(B.layer_norm_backward(px, pw, pmean, prstd, pdy, False, True, True)[0]),
-                      torch.ops.aten.native_layer_norm_backward(dy, x, [width], mean, rstd, w, bias,
-                                                                [True, True, True])[0])),
-            ("cross_entropy_fwd", lambda: B.cross_entropy_forward(px, pt, -100, 0.0),
-             lambda: torch.nn.functional.cross_entropy(x, target, reduction="none"), n * es,
-             lambda: (back(B.cross_entropy_forward(px, pt, -100, 0.0)[0]).to(tdt),
-                      torch.nn.functional.cross_entropy(x, target, reduction="none"))),
-            ("cross_entropy_bwd", lambda: B.cross_entropy_backward(px, pt, plse, dloss, -100, 0.0),
-             lambda: torch.autograd.grad(tloss, xg, retain_graph=True), 2 * n * es,
-             lambda: (back(B.cross_entropy_backward(px, pt, plse, dloss, -100, 0.0)), tgrad)),
-        ]
-        for op, fp, ft, nbytes, outs in cases:
-            yield Case(op, dtype, shape, fp, ft, nbytes=float(nbytes), outputs=outs)
+        yield from _rowops_at(B, device, mine, back, dtype, max(1, total // width), width)
 
 
-def rel_error(got, want) -> float:
-    g, w = got.double(), want.double()
-    denom = float(w.norm()) or 1.0
-    err = float((g - w).norm()) / denom
-    return float("inf") if np.isnan(err) else err
+def _rowops_at(B, device, mine, back, dtype, rows, width):
+    """The row-op cases of one (rows, width): a function of its own so that each case's
+    closures keep their own tensors when cases are collected before they run."""
+    import torch
+
+    tdt = getattr(torch, dtype)
+    x = torch.randn(rows, width, device=device, dtype=tdt)
+    dy = torch.randn_like(x)
+    w, bias = torch.randn(width, device=device, dtype=tdt), torch.randn(width, device=device, dtype=tdt)
+    target = torch.randint(0, width, (rows,), device=device)
+    px, pdy, pw, pb, pt = mine(x), mine(dy), mine(w), mine(bias), mine(target)
+    es, n = x.element_size(), rows * width
+    shape = f"{rows}x{width}"
+    y, yl = torch.softmax(x, -1), torch.log_softmax(x, -1)
+    py, pyl = B.softmax_forward(px, False), B.softmax_forward(px, True)
+    _, mean, rstd = torch.ops.aten.native_layer_norm(x, [width], w, bias, 1e-5)
+    _, pmean, prstd = B.layer_norm_forward(px, pw, pb, 1e-5, False)
+    xg = x.detach().requires_grad_(True)
+    tloss = torch.nn.functional.cross_entropy(xg, target, reduction="sum")
+    (tgrad,) = torch.autograd.grad(tloss, xg, retain_graph=True)
+    _, plse = B.cross_entropy_forward(px, pt, -100, 0.0)
+    dloss = B.xp.ones(rows, plse.dtype)
+    cases = [
+        ("softmax_fwd", lambda: B.softmax_forward(px, False), lambda: torch.softmax(x, -1),
+         2 * n * es, lambda: (back(B.softmax_forward(px, False)), y)),
+        ("softmax_bwd", lambda: B.softmax_backward(py, pdy, False),
+         lambda: torch._softmax_backward_data(dy, y, -1, tdt), 3 * n * es,
+         lambda: (back(B.softmax_backward(py, pdy, False)), torch._softmax_backward_data(dy, y, -1, tdt))),
+        ("log_softmax_fwd", lambda: B.softmax_forward(px, True), lambda: torch.log_softmax(x, -1),
+         2 * n * es, lambda: (back(B.softmax_forward(px, True)), yl)),
+        ("log_softmax_bwd", lambda: B.softmax_backward(pyl, pdy, True),
+         lambda: torch._log_softmax_backward_data(dy, yl, -1, tdt), 3 * n * es,
+         lambda: (back(B.softmax_backward(pyl, pdy, True)),
+                  torch._log_softmax_backward_data(dy, yl, -1, tdt))),
+        ("layer_norm_fwd", lambda: B.layer_norm_forward(px, pw, pb, 1e-5, False),
+         lambda: torch.ops.aten.native_layer_norm(x, [width], w, bias, 1e-5), 2 * n * es,
+         lambda: (back(B.layer_norm_forward(px, pw, pb, 1e-5, False)[0]),
+                  torch.nn.functional.layer_norm(x, [width], w, bias))),
+        ("layer_norm_bwd", lambda: B.layer_norm_backward(px, pw, pmean, prstd, pdy, False, True, True),
+         lambda: torch.ops.aten.native_layer_norm_backward(dy, x, [width], mean, rstd, w, bias,
+                                                           [True, True, True]), 3 * n * es,
+         lambda: (back(B.layer_norm_backward(px, pw, pmean, prstd, pdy, False, True, True)[0]),
+                  torch.ops.aten.native_layer_norm_backward(dy, x, [width], mean, rstd, w, bias,
+                                                            [True, True, True])[0])),
+        ("cross_entropy_fwd", lambda: B.cross_entropy_forward(px, pt, -100, 0.0),
+         lambda: torch.nn.functional.cross_entropy(x, target, reduction="none"), n * es,
+         lambda: (back(B.cross_entropy_forward(px, pt, -100, 0.0)[0]).to(tdt),
+                  torch.nn.functional.cross_entropy(x, target, reduction="none"))),
+        ("cross_entropy_bwd", lambda: B.cross_entropy_backward(px, pt, plse, dloss, -100, 0.0),
+         lambda: torch.autograd.grad(tloss, xg, retain_graph=True), 2 * n * es,
+         lambda: (back(B.cross_entropy_backward(px, pt, plse, dloss, -100, 0.0)), tgrad)),
+    ]
+    for op, fp, ft, nbytes, outs in cases:
+        yield Case(op, dtype, shape, fp, ft, nbytes=float(nbytes), outputs=outs)
 
 
-SUITES = {"gemm": gemm_cases, "rowops": rowop_cases}
+SUITES = {"gemm": gemm_cases, "rowops": rowop_cases, "attention": attention_cases, "conv": conv_cases}

@@ -4,6 +4,7 @@ spread of many runs. Also the machine's two ceilings: copy bandwidth (bytes read
 plus written) and the best library's (PyTorch's) matrix rate."""
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import time
@@ -47,17 +48,39 @@ def time_gpu(fn, warmup: int = 5, reps: int = 30, flush: bool = True) -> dict:
     return _stats(times, reps)
 
 
-def time_cpu(fn, warmup: int = 2, reps: int = 10, min_seconds: float = 0.0) -> dict:
-    """Milliseconds per call of fn() by wall clock."""
+def time_cpu(fn, warmup: int = 2, reps: int = 10, min_seconds: float = 0.0,
+             max_seconds: float | None = None, sync=None) -> dict:
+    """Milliseconds per call of fn() by wall clock (then sync(), if given, inside the timed
+    region). max_seconds: stop early once the runs took that long, after at least 3 runs,
+    so that the slowest cases do not dominate a whole suite."""
+    return _time_wall([fn], sync, warmup, reps, min_seconds, max_seconds)[0]
+
+
+def time_pair(fa, fb, sync=None, warmup: int = 2, reps: int = 10, max_seconds: float | None = None):
+    """(stats of fa, stats of fb) by wall clock, the two run alternately so that load from
+    other processes on a shared machine falls on both alike; sync() (e.g. a device
+    synchronize) ends each timed call. max_seconds as in time_cpu, over both."""
+    return tuple(_time_wall([fa, fb], sync, warmup, reps, 0.0, max_seconds))
+
+
+def _time_wall(fns, sync, warmup, reps, min_seconds, max_seconds) -> list:
     for _ in range(warmup):
-        fn()
-    times = []
-    t_end = time.perf_counter() + min_seconds
-    while len(times) < reps or time.perf_counter() < t_end:
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return _stats(times, len(times))
+        for fn in fns:
+            fn()
+    if sync is not None:
+        sync()
+    times = [[] for _ in fns]
+    start = time.perf_counter()
+    while len(times[0]) < reps or time.perf_counter() < start + min_seconds:
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            if sync is not None:
+                sync()
+            ts.append((time.perf_counter() - t0) * 1e3)
+        if max_seconds is not None and len(times[0]) >= 3 and time.perf_counter() - start > max_seconds:
+            break
+    return [_stats(ts, len(ts)) for ts in times]
 
 
 def time_fn(device: str, fn, **kw) -> dict:
@@ -144,7 +167,10 @@ def _cpu_name() -> str:
 
 def git_commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        # The checkout pydl runs from, whatever the current folder.
+        here = os.path.dirname(os.path.abspath(__file__))
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                             cwd=here)
         return out.stdout.strip() or "unknown"
     except OSError:
         return "unknown"

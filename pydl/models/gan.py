@@ -73,12 +73,14 @@ class DCDiscriminator(nn.Module):
         return self.net(x)
 
 
-def build(arch: str = "mlp", latent: int = 32, width: int = 256):
-    """(generator, discriminator) for arch 'mlp' (hidden width `width`) or 'dcgan'
-    (base channels `width`)."""
+def build(arch: str = "mlp", latent: int = 32, width: int = 256, side: int = 8):
+    """(generator, discriminator) for arch 'mlp' (hidden width `width`, side x side images)
+    or 'dcgan' (base channels `width`, 8x8 images)."""
     if arch == "mlp":
-        return MLPGenerator(latent, (width, width)), MLPDiscriminator((width, width))
+        return MLPGenerator(latent, (width, width), side), MLPDiscriminator((width, width), side)
     if arch == "dcgan":
+        if side != 8:
+            raise ValueError(f"gan: the 'dcgan' pair makes 8x8 images, not {side}x{side}")
         return DCGenerator(latent, width), DCDiscriminator(width)
     raise ValueError(f"gan: arch must be 'mlp' or 'dcgan', got {arch!r}")
 
@@ -105,10 +107,10 @@ def generator_loss(d, fake):
 class GAN(nn.Module):
     """Holds the pair so one state dict / checkpoint carries both."""
 
-    def __init__(self, arch: str = "mlp", latent: int = 32, width: int = 256):
+    def __init__(self, arch: str = "mlp", latent: int = 32, width: int = 256, side: int = 8):
         super().__init__()
         self.arch, self.latent = arch, latent
-        self.generator, self.discriminator = build(arch, latent, width)
+        self.generator, self.discriminator = build(arch, latent, width, side)
 
     def sample(self, n: int, device="cpu"):
         import pydl

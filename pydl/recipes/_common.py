@@ -174,6 +174,18 @@ class JointOptimizer:
                 o.load_state_dict(sd)
 
 
+def own_images(family: str, path: str, seed: int):
+    """The training images of an .npz (pydl.data.files.load_images, labels not needed) for
+    the generative recipes, which draw one-channel square images."""
+    from ..data.files import load_images
+
+    x = load_images(path, test_fraction=0.0, seed=seed, labels=False)[0]
+    if x.shape[1] != 1 or x.shape[2] != x.shape[3]:
+        raise ValueError(f"{family} recipe: expects one-channel square images, got "
+                         f"{x.shape[1:]} in {path!r}")
+    return x
+
+
 def epoch_rng(seed: int, epoch: int, stream: int = 0):
     """A NumPy generator for one epoch of one random stream; it depends only on
     (seed, epoch, stream), so a resumed run draws what an uninterrupted one does."""

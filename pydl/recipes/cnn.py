@@ -72,12 +72,15 @@ def train_classifier(family: str, model, cfg: dict, device: str, out, progress: 
 
 def run(epochs: int | None = None, seed: int = 0, device: str = "cpu", out: str | None = None,
         progress: bool = True, resume: bool = False, batch_size: int | None = None,
-        lr: float | None = None, stop_after: int | None = None, **options) -> dict:
+        lr: float | None = None, stop_after: int | None = None, data: str | None = None,
+        **options) -> dict:
     """Train and evaluate; `options` override DEFAULTS (channels, hidden, dropout, shift,
     ...); `stop_after` ends the run early (as if interrupted) after that many epochs,
-    leaving a checkpoint that `resume=True` continues from."""
+    leaving a checkpoint that `resume=True` continues from. data: an .npz of your own
+    labelled images instead of the digits (see pydl.data.files)."""
     import pydl
     from pydl.data import load_digits
+    from pydl.data.files import load_images
     from pydl.models import LeNet
 
     unknown = set(options) - set(DEFAULTS)
@@ -87,10 +90,15 @@ def run(epochs: int | None = None, seed: int = 0, device: str = "cpu", out: str 
     cfg.update(epochs=epochs or cfg["epochs"], batch_size=batch_size or cfg["batch_size"],
                lr=lr or cfg["lr"], seed=seed)
     pydl.manual_seed(seed)
-    data = load_digits(seed=seed, flatten=False)
-    model = LeNet(1, 10, 8, tuple(cfg["channels"]), tuple(cfg["hidden"]),
+    arrays = load_digits(seed=seed, flatten=False) if data is None else load_images(data, seed=seed)
+    if data is not None:
+        cfg["data"] = data
+    c, h, w = arrays[0].shape[1:]
+    if h != w:
+        raise ValueError(f"cnn recipe: LeNet takes square images, got {h}x{w}")
+    model = LeNet(c, int(arrays[1].max()) + 1, h, tuple(cfg["channels"]), tuple(cfg["hidden"]),
                   dropout=cfg["dropout"]).to(device)
-    return train_classifier("cnn", model, cfg, device, out, progress, resume, stop_after, data)
+    return train_classifier("cnn", model, cfg, device, out, progress, resume, stop_after, arrays)
 
 
 QUICK = {"epochs": 2}

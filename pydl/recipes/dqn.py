@@ -18,17 +18,34 @@ DEFAULTS = {"epochs": 30, "steps_per_epoch": 2500, "hidden": [128, 128], "lr": 5
             "batch_size": 128, "buffer": 50_000, "learning_starts": 1000, "gamma": 0.99,
             "train_every": 4, "gradient_steps": 1, "target_every": 500, "eps_start": 1.0,
             "eps_end": 0.05, "eps_fraction": 0.1, "double": True, "eval_episodes": 100,
-            "select_episodes": 10, "stop_at": 500.0}
+            "select_episodes": 10, "stop_at": 500.0, "env": "CartPole-v1"}
 QUICK = {"epochs": 1, "steps_per_epoch": 1500, "eval_episodes": 5}
 
 
-def evaluate(q_net, episodes: int, seed: int, device: str = "cpu", max_steps: int = 500) -> list:
-    """Returns of the greedy policy, one episode per seed seed, seed+1, ..."""
+def make_env(env_id: str, max_steps: int | None = None):
+    """A gymnasium environment the Q-network can drive: a flat Box observation and
+    Discrete actions."""
     import gymnasium as gym
 
+    try:
+        env = gym.make(env_id, **({"max_episode_steps": max_steps} if max_steps else {}))
+    except gym.error.Error as e:
+        raise ValueError(f"dqn recipe: cannot make the gymnasium environment {env_id!r} ({e})") from None
+    if not isinstance(env.action_space, gym.spaces.Discrete) or \
+            not isinstance(env.observation_space, gym.spaces.Box) or \
+            len(env.observation_space.shape) != 1:
+        env.close()
+        raise ValueError(f"dqn recipe: {env_id!r} needs Discrete actions and a flat Box "
+                         f"observation, has {env.action_space} and {env.observation_space}")
+    return env
+
+
+def evaluate(q_net, episodes: int, seed: int, device: str = "cpu", max_steps: int | None = 500,
+             env_id: str = "CartPole-v1") -> list:
+    """Returns of the greedy policy, one episode per seed seed, seed+1, ..."""
     import pydl
 
-    env = gym.make("CartPole-v1", max_episode_steps=max_steps)
+    env = make_env(env_id, max_steps)
     returns = []
     q_net.eval()
     with pydl.no_grad():
@@ -61,8 +78,6 @@ def run(epochs: int | None = None, seed: int = 0, device: str = "cpu", out: str 
 
 def _run(epochs, seed, device, out, progress, resume, steps_per_epoch, eval_episodes, stop_after,
          overrides):
-    import gymnasium as gym
-
     import pydl
     from pydl.models.dqn import QNetwork, ReplayBuffer, dqn_loss, linear_epsilon
 
@@ -77,7 +92,8 @@ def _run(epochs, seed, device, out, progress, resume, steps_per_epoch, eval_epis
     cfg.update(overrides)
     total_steps = cfg["epochs"] * cfg["steps_per_epoch"]
     pydl.manual_seed(seed)
-    env = gym.make("CartPole-v1")
+    env = make_env(cfg["env"])
+    limit = 500 if cfg["env"] == "CartPole-v1" else None  # else the environment's own limit
     obs_dim, n_act = env.observation_space.shape[0], int(env.action_space.n)
     q_net = QNetwork(obs_dim, n_act, tuple(cfg["hidden"])).to(device)
     target = copy.deepcopy(q_net)
@@ -125,7 +141,8 @@ def _run(epochs, seed, device, out, progress, resume, steps_per_epoch, eval_epis
                         if updates % cfg["target_every"] == 0:
                             target.load_state_dict(q_net.state_dict())
                         run_.log_loss(loss.item(), every=32)
-            score = float(np.mean(evaluate(q_net, cfg["select_episodes"], 10_000 + 100 * epoch, device)))
+            score = float(np.mean(evaluate(q_net, cfg["select_episodes"], 10_000 + 100 * epoch,
+                                           device, limit, cfg["env"])))
             if score >= best_score:
                 best_score = score
                 best.load_state_dict(q_net.state_dict())
@@ -137,7 +154,7 @@ def _run(epochs, seed, device, out, progress, resume, steps_per_epoch, eval_epis
                 end = epoch + 1
                 break
     env.close()
-    returns = evaluate(best, cfg["eval_episodes"], 1_000_000 + seed, device)
+    returns = evaluate(best, cfg["eval_episodes"], 1_000_000 + seed, device, limit, cfg["env"])
     return run_.finish({"device": device, "epochs": end, "steps": end * cfg["steps_per_epoch"],
                         "mean_return": float(np.mean(returns)), "min_return": float(np.min(returns)),
                         "updates": updates, "config": cfg})

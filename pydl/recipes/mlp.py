@@ -22,11 +22,13 @@ def evaluate(model, x, y, device, batch_size=512) -> float:
 
 def run(epochs: int | None = None, seed: int = 0, device: str = "cpu", out: str | None = None,
         progress: bool = True, resume: bool = False, batch_size: int | None = None,
-        lr: float | None = None, stop_after: int | None = None) -> dict:
+        lr: float | None = None, stop_after: int | None = None, data: str | None = None) -> dict:
     """Train and evaluate; `stop_after` ends the run early (as if interrupted) after that
-    many epochs, leaving a checkpoint that `resume=True` continues from."""
+    many epochs, leaving a checkpoint that `resume=True` continues from. data: an .npz of
+    your own labelled images instead of the digits (see pydl.data.files)."""
     import pydl
     from pydl.data import load_digits
+    from pydl.data.files import load_images
     from pydl.models import MLP
 
     cfg = dict(DEFAULTS, epochs=epochs or DEFAULTS["epochs"], batch_size=batch_size or DEFAULTS["batch_size"],
@@ -34,10 +36,13 @@ def run(epochs: int | None = None, seed: int = 0, device: str = "cpu", out: str 
     pydl.manual_seed(seed)
     from .cnn import train_classifier  # shared with the image recipes (cnn imports evaluate from here)
 
-    data = load_digits(seed=seed)
-    model = MLP(64, tuple(cfg["hidden"]), 10, dropout=cfg["dropout"]).to(device)
+    arrays = load_digits(seed=seed) if data is None else load_images(data, seed=seed, flatten=True)
+    if data is not None:
+        cfg["data"] = data
+    model = MLP(arrays[0].shape[1], tuple(cfg["hidden"]), int(arrays[1].max()) + 1,
+                dropout=cfg["dropout"]).to(device)
     return train_classifier("mlp", model, dict(cfg, shift=0), device, out, progress, resume,
-                            stop_after, data)
+                            stop_after, arrays)
 
 
 QUICK = {"epochs": 2}

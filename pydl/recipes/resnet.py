@@ -12,12 +12,15 @@ DEFAULTS = {"layers": [1, 1, 1], "widths": [16, 32, 64], "block": "basic", "lr":
 
 def run(epochs: int | None = None, seed: int = 0, device: str = "cpu", out: str | None = None,
         progress: bool = True, resume: bool = False, batch_size: int | None = None,
-        lr: float | None = None, stop_after: int | None = None, **options) -> dict:
+        lr: float | None = None, stop_after: int | None = None, data: str | None = None,
+        **options) -> dict:
     """Train and evaluate; `options` override DEFAULTS (layers, widths, block, shift, ...);
     `stop_after` ends the run early (as if interrupted) after that many epochs, leaving a
-    checkpoint that `resume=True` continues from."""
+    checkpoint that `resume=True` continues from. data: an .npz of your own labelled images
+    instead of the digits (see pydl.data.files)."""
     import pydl
     from pydl.data import load_digits
+    from pydl.data.files import load_images
     from pydl.models import resnet_small
 
     unknown = set(options) - set(DEFAULTS)
@@ -27,10 +30,13 @@ def run(epochs: int | None = None, seed: int = 0, device: str = "cpu", out: str 
     cfg.update(epochs=epochs or cfg["epochs"], batch_size=batch_size or cfg["batch_size"],
                lr=lr or cfg["lr"], seed=seed)
     pydl.manual_seed(seed)
-    data = load_digits(seed=seed, flatten=False)
-    model = resnet_small(10, 1, layers=tuple(cfg["layers"]), widths=tuple(cfg["widths"]),
-                         block=cfg["block"]).to(device)
-    return train_classifier("resnet", model, cfg, device, out, progress, resume, stop_after, data)
+    arrays = load_digits(seed=seed, flatten=False) if data is None else load_images(data, seed=seed)
+    if data is not None:
+        cfg["data"] = data
+    model = resnet_small(int(arrays[1].max()) + 1, arrays[0].shape[1], layers=tuple(cfg["layers"]),
+                         widths=tuple(cfg["widths"]), block=cfg["block"]).to(device)
+    return train_classifier("resnet", model, cfg, device, out, progress, resume, stop_after,
+                            arrays)
 
 
 QUICK = {"epochs": 2}
