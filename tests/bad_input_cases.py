@@ -432,13 +432,32 @@ def _ops_cases(lib, arr, tensor_of):
     if hasattr(ops, "attention"):
         bad(f"ops.attention-{lib}-head-dim", ValueError, "attention",
             lambda: ops.attention(arr(1, 4, 8), arr(1, 4, 6), arr(1, 4, 8)))
+        bad(f"ops.attention-{lib}-kv-length", ValueError, "attention",
+            lambda: ops.attention(arr(1, 4, 8), arr(1, 5, 8), arr(1, 4, 8)))
+        bad(f"ops.attention-{lib}-mask-shape", ValueError, "attention",
+            lambda: ops.attention(arr(1, 4, 8), arr(1, 4, 8), arr(1, 4, 8), attn_mask=arr(3, 3)))
+        bad(f"ops.attention-{lib}-dtype", TypeError, "attention",
+            lambda: ops.attention(arr(1, 4, 8), arr(1, 4, 8, dtype=f64), arr(1, 4, 8)))
         bad(f"ops.attention-{lib}-int", TypeError, "attention",
             lambda: ops.attention(*(arr(1, 4, 8, dtype=i64),) * 3))
+        value(f"ops.attention-{lib}-empty-queries",
+              lambda: close(ops.attention(arr(1, 0, 8), arr(1, 4, 8), arr(1, 4, 8)), np.zeros((1, 0, 8))))
     if hasattr(ops, "conv2d"):
         bad(f"ops.conv2d-{lib}-channels", ValueError, "conv2d",
             lambda: ops.conv2d(arr(1, 2, 8, 8), arr(4, 3, 3, 3)))
+        bad(f"ops.conv2d-{lib}-3d-input", ValueError, "conv2d", lambda: ops.conv2d(arr(3, 8, 8), arr(4, 3, 3, 3)))
+        bad(f"ops.conv2d-{lib}-zero-kernel", ValueError, "conv2d",
+            lambda: ops.conv2d(arr(1, 3, 8, 8), arr(4, 3, 0, 0)))
+        bad(f"ops.conv2d-{lib}-stride-zero", ValueError, "conv2d",
+            lambda: ops.conv2d(arr(1, 3, 8, 8), arr(4, 3, 3, 3), stride=0))
+        bad(f"ops.conv2d-{lib}-bias-shape", ValueError, "conv2d",
+            lambda: ops.conv2d(arr(1, 3, 8, 8), arr(4, 3, 3, 3), bias=arr(5)))
+        bad(f"ops.conv2d-{lib}-dtype", TypeError, "conv2d",
+            lambda: ops.conv2d(arr(1, 3, 8, 8), arr(4, 3, 3, 3, dtype=f64)))
         bad(f"ops.conv2d-{lib}-int", TypeError, "conv2d",
             lambda: ops.conv2d(arr(1, 3, 8, 8, dtype=i64), arr(4, 3, 3, 3, dtype=i64)))
+        value(f"ops.conv2d-{lib}-empty-batch",
+              lambda: close(ops.conv2d(arr(0, 3, 8, 8), arr(4, 3, 3, 3)), np.zeros((0, 4, 6, 6))))
 
 
 def _torch_arr(*shape, dtype="float32"):
