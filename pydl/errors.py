@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import traceback
 
 
 class DeviceError(RuntimeError):
@@ -38,11 +39,14 @@ def _is_cupy_oom(exc: BaseException) -> bool:
 
 def out_of_memory(op: str, exc: MemoryError, nbytes: int | None = None) -> OutOfMemoryError:
     """pydl's OutOfMemoryError for an allocator's MemoryError inside `op` (NumPy's, CuPy's,
-    a C++ std::bad_alloc). For CuPy, first frees the pool's cached blocks, so that memory is
-    really available to a retry; the failed request's size comes from the exception when
-    the allocator records it."""
+    a C++ std::bad_alloc). The finished frames of exc's traceback drop their locals (the
+    failed op's temporaries would otherwise live as long as the caller holds the error, in
+    the very except block that retries), then for CuPy the pool's cached blocks are freed,
+    so the memory is really there for a retry. The failed request's size comes from the
+    exception when the allocator records it."""
     if isinstance(exc, OutOfMemoryError):
         return exc
+    traceback.clear_frames(exc.__traceback__)
     device = "cpu"
     if _is_cupy_oom(exc):
         device = "cuda"

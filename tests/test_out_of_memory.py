@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import types
+import weakref
 
 import numpy as np
 import pytest
@@ -72,6 +73,24 @@ def test_simulated_gpu_oom_in_forward_then_a_smaller_batch(monkeypatch, pool):
     # the caller retries with a smaller batch, forward and backward
     F.softmax(big[:64] @ w, -1)[:, 0].sum().backward()
     assert w.grad is not None and np.isfinite(w.grad.numpy()).all()
+
+
+def test_temporaries_of_the_failed_op_are_released(monkeypatch, pool):
+    temporaries = []
+
+    def fails(x, log):
+        tmp = np.ones(1000, np.float32)  # what the op had allocated when the pool ran dry
+        temporaries.append(weakref.ref(tmp))
+        raise _CupyOutOfMemory(10**12, 0)
+
+    monkeypatch.setattr(cpu, "softmax_forward", fails)
+    try:
+        F.softmax(pydl.randn(4, 4), -1)
+    except OutOfMemoryError:
+        # in the except block, where a caller retries, the failed op holds no memory
+        assert temporaries[0]() is None
+    else:
+        raise AssertionError("no error")
 
 
 def test_simulated_gpu_oom_in_backward_names_the_op(monkeypatch, pool):
