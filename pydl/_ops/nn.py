@@ -27,9 +27,10 @@ class Softmax(Function):
             dim = 0
         else:
             ctx.scalar = False
+            op = "log_softmax" if log else "softmax"
             if not isinstance(dim, int):  # normalize_dims would take None for all dims
-                raise TypeError(f"{'log_softmax' if log else 'softmax'}: dim must be an int, got {dim!r}")
-            (dim,) = normalize_dims(dim, x.ndim, "log_softmax" if log else "softmax")
+                raise TypeError(f"{op}: dim must be an int, got {dim!r}")
+            (dim,) = normalize_dims(dim, x.ndim, op)
         y = ctx.backend.softmax_forward(_last(x, dim, xp), log)
         ctx.dim, ctx.log = dim, log
         ctx.save_for_backward(y)
