@@ -8,6 +8,8 @@
 # PYDL_CUDA_ARCHITECTURES narrows the build (e.g. 90a-real on an H100) for speed;
 # PYDL_TEST_ARGS, PYDL_BENCH_ARGS (bench ops, e.g. --quick or --suites attention,conv) and
 # PYDL_MODELS_ARGS (bench models, e.g. --quick or --families mlp,resnet) pass through.
+# PYDL_ZOO=1 also runs every recipe on the GPU against its bar (pydl zoo --device cuda);
+# PYDL_SANITIZE=1 also runs scripts/sanitize_gpu.sh (compute-sanitizer's four tools).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-benchmarks/results/gpu-$(date +%Y%m%d-%H%M%S)}
@@ -36,4 +38,16 @@ python3 -m pydl bench ops --device cuda --out "$out" ${PYDL_BENCH_ARGS:-} >"$out
 python3 -m pydl bench models --device cuda --out "$out" ${PYDL_MODELS_ARGS:-} >"$out/bench_models.log" 2>&1 \
   || tail -20 "$out/bench_models.log"
 tail -80 "$out/report.md"
+
+if [[ "${PYDL_ZOO:-0}" == 1 ]]; then
+  echo "== zoo (--device cuda)"
+  python3 -m pydl zoo --device cuda --out "$out/zoo" >"$out/zoo.log" 2>&1
+  tests_rc=$(( tests_rc || $? ))
+  tail -30 "$out/zoo.log"
+fi
+if [[ "${PYDL_SANITIZE:-0}" == 1 ]]; then
+  echo "== compute-sanitizer"
+  bash scripts/sanitize_gpu.sh "$out/sanitizer"
+  tests_rc=$(( tests_rc || $? ))
+fi
 exit $tests_rc
