@@ -155,3 +155,20 @@ def test_gpu_oom_is_recoverable():
     small = a[:1024] @ b
     assert small.shape == (1024, cols)
     assert float(small.sum().item()) == 1024 * cols
+
+
+def test_pydl_ops_and_their_torch_functions_name_the_op(monkeypatch, pool):
+    import pydl.ops as ops
+
+    _limited(monkeypatch, "softmax_forward", 1000)
+    x = np.random.default_rng(0).standard_normal((256, 10)).astype(np.float32)
+    with pytest.raises(OutOfMemoryError, match="^log_softmax: out of cuda memory"):
+        ops.log_softmax(x)
+    assert pool.freed == 1
+    assert ops.log_softmax(x[:64]).shape == (64, 10)  # a smaller call goes through
+    torch = pytest.importorskip("torch")
+    import pydl.ops.torch as pt
+
+    with pytest.raises(OutOfMemoryError, match="^softmax: out of cuda memory"):
+        pt.softmax(torch.from_numpy(x))
+    assert pool.freed == 2

@@ -18,7 +18,10 @@ from .._ops import attention as _attention
 from .._ops import conv as _conv
 from .._ops import linalg as _linalg
 from .._ops import nn as _nn
+import functools as _functools
+
 from ..autograd.function import Context
+from ..errors import out_of_memory as _out_of_memory
 from ._interop import convert_args, from_backend, stream_for
 
 __all__ = ["matmul", "softmax", "log_softmax", "softmax_backward", "layer_norm", "rms_norm",
@@ -46,7 +49,10 @@ def run_forward(fn, op: str, arrays: dict, needs=None, check=None, **kwargs):
             check(*values, **kwargs)
         first = next(v for v in values if v is not None)
         ctx = _context(first, needs or tuple(v is not None for v in values))
-        out = fn.forward(ctx, *values, **kwargs)
+        try:
+            out = fn.forward(ctx, *values, **kwargs)
+        except MemoryError as e:
+            raise _out_of_memory(op, e) from e
     outs = out if isinstance(out, tuple) else (out,)
     res = tuple(from_backend(o, lib) for o in outs)
     return (res if isinstance(out, tuple) else res[0]), ctx, lib
@@ -57,7 +63,10 @@ def run_backward(fn, ctx, lib, *grads, like=()):
     in the caller's library (None where an input needs none)."""
     with stream_for(like):
         conv, _ = convert_args(fn.__name__, **{f"grad{i}": g for i, g in enumerate(grads)})
-        gs = fn.backward(ctx, *conv.values())
+        try:
+            gs = fn.backward(ctx, *conv.values())
+        except MemoryError as e:
+            raise _out_of_memory(f"{fn.op_name()}.backward", e) from e
     gs = gs if isinstance(gs, tuple) else (gs,)
     return tuple(None if g is None else from_backend(g, lib) for g in gs)
 
@@ -242,3 +251,20 @@ def conv2d_backward(grad_out, input, weight, stride=1, padding=0, dilation=1,  #
         ctx.saved_tensors = (x, w)
         grads = _conv.Conv2d.backward(ctx, g)
     return tuple(None if a is None else from_backend(a, lib) for a in grads)
+
+
+def _memory_errors_name_the_op(fn):
+    """An allocator's MemoryError inside an op (CuPy's included) becomes pydl's
+    OutOfMemoryError naming it, with CuPy's cached blocks freed for a retry."""
+    @_functools.wraps(fn)
+    def op(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except MemoryError as e:
+            raise _out_of_memory(fn.__name__, e) from e
+    return op
+
+
+for _name in __all__:
+    if _name not in ("run_forward", "run_backward"):
+        globals()[_name] = _memory_errors_name_the_op(globals()[_name])
