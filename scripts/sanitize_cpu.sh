@@ -44,6 +44,17 @@ if [[ $# -eq 0 ]]; then
          tests/test_functional.py tests/test_ops_interop.py tests/test_out_of_memory.py
 fi
 
+# An editable install of pydl (pip install -e, as CI does) redirects `import pydl` through a
+# finder on sys.meta_path that outranks PYTHONPATH; this sitecustomize, run after the .pth
+# files, drops such finders so that the copy in $WORK is the pydl imported.
+cat > "$WORK/sitecustomize.py" <<'PY'
+import sys
+
+sys.meta_path[:] = [f for f in sys.meta_path
+                    if not type(f).__module__.startswith("_editable") or
+                    getattr(f, "find_spec", lambda *a: None)("pydl", None) is None]
+PY
+
 cd "$WORK"
 export PYTHONPATH="$WORK${PYTHONPATH:+:$PYTHONPATH}"
 export LD_PRELOAD="$ASAN_LIB $UBSAN_LIB${LD_PRELOAD:+ $LD_PRELOAD}"
