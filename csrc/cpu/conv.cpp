@@ -1,10 +1,20 @@
 // conv2d on the CPU: forward, gradient of the input, gradient of the weight (NCHW, groups,
-// stride, padding, dilation). Each is im2col of a block of output pixels into a thread-local
-// buffer followed by a packed, register-blocked GEMM (csrc/cpu/gemm.h); 1x1 stride-1 unpadded
-// convolutions read the input directly as the GEMM operand. OpenMP runs over
-// (image, group, pixel block) work items; the input gradient over (image, group), since
-// col2im of neighbouring pixel blocks overlaps; the weight gradient gives each thread its own
-// accumulator and sums them at the end.
+// stride, padding, dilation), all as implicit GEMMs on the packed micro-kernels of
+// csrc/cpu/gemm.h; no im2col matrix is ever built.
+//
+// Forward: C (OC/g, N*OH*OW) = W (OC/g, C/g*KH*KW) @ B, where each B micro-panel is gathered
+// straight from the input image (rows are (channel, tap), columns output pixels, across
+// images so that small late-stage images still fill the register tile), and each finished
+// tile is scattered into the NCHW output. The weights are packed once per call.
+// Input gradient: the same gather GEMM run on dy, once per stride phase (ih % sh, iw % sw):
+// within a phase only the taps with (phase + pad - tap * dil) % stride == 0 reach a pixel,
+// at a fixed offset, so each phase is a stride-1 gather with a sub-kernel of the transposed
+// weights, and no multiply is spent on the zeros a strided convolution's gradient would
+// otherwise insert. Phases that no tap reaches are zero.
+// Weight gradient: dW^T (C/g*KH*KW, OC/g) = cols (taps, pixels) @ dy^T, reducing over every
+// pixel of every image; work items own slices of taps (and, when there are few, of pixels,
+// with per-item partial sums added at the end).
+// OpenMP runs over (phase, group, column block, row block) work items.
 #include <algorithm>
 #include <vector>
 
@@ -27,34 +37,199 @@ struct Geom {
   int64_t ocg() const { return oc / groups; }
   int64_t k() const { return cg() * kh * kw; }
   int64_t pixels() const { return oh * ow; }
-  bool direct() const {  // the input itself is the column matrix
-    return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && oh == h && ow == w;
-  }
 };
 
-constexpr int64_t kPixelBlock = 256;
+inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
-// col (k, np) for output pixels [p0, p0 + np) of one image and group; x points at the
-// group's first channel.
+// A run of consecutive GEMM columns inside one row of one image's pixel grid.
+struct Run {
+  int64_t n, u, v, q, len;  // image, row, first column, offset in the panel, length
+};
+
+// Splits columns [j, j + nr) of a (images x U x V) grid into row runs; returns their count.
+inline int64_t runs_of(int64_t j, int64_t nr, int64_t U, int64_t V, Run* out) {
+  int64_t cnt = 0, q = 0;
+  const int64_t uv = U * V;
+  int64_t n = j / uv, u = (j % uv) / V, v = j % V;
+  while (q < nr) {
+    const int64_t len = std::min(V - v, nr - q);
+    out[cnt++] = {n, u, v, q, len};
+    q += len;
+    v = 0;
+    if (++u == U) u = 0, ++n;
+  }
+  return cnt;
+}
+
+// d[q] = row[w0 + q * s] for q < len where 0 <= w0 + q * s < width, zero elsewhere.
 template <typename T>
-void im2col(const Geom& g, const T* x, int64_t p0, int64_t np, T* col) {
-  for (int64_t c = 0; c < g.cg(); ++c) {
-    const T* xc = x + c * g.h * g.w;
-    for (int64_t i = 0; i < g.kh; ++i) {
-      for (int64_t j = 0; j < g.kw; ++j) {
-        T* row = col + ((c * g.kh + i) * g.kw + j) * np;
-        int64_t oh = p0 / g.ow, ow = p0 % g.ow;
-        for (int64_t p = 0; p < np; ++p) {
-          const int64_t ih = oh * g.sh - g.ph + i * g.dh, iw = ow * g.sw - g.pw + j * g.dw;
-          row[p] = (ih >= 0 && ih < g.h && iw >= 0 && iw < g.w) ? xc[ih * g.w + iw] : T(0);
-          if (++ow == g.ow) { ow = 0; ++oh; }
+inline void copy_row(const T* row, int64_t w0, int64_t s, int64_t width, int64_t len, T* d) {
+  int64_t qa = w0 >= 0 ? 0 : (-w0 + s - 1) / s;
+  int64_t qb = w0 >= width ? 0 : (width - w0 + s - 1) / s;
+  qa = std::min(qa, len);
+  qb = std::max(qa, std::min(qb, len));
+  for (int64_t q = 0; q < qa; ++q) d[q] = T(0);
+  if (s == 1) {
+    const T* r = row + w0;
+    for (int64_t q = qa; q < qb; ++q) d[q] = r[q];
+  } else {
+    for (int64_t q = qa; q < qb; ++q) d[q] = row[w0 + q * s];
+  }
+  for (int64_t q = qb; q < len; ++q) d[q] = T(0);
+}
+
+// One gather GEMM: C (M, N) = A (M, K) @ B (K, N) with K = Cs * |offh| * |offw| and
+// B[(c, th, tw)][(n, u, v)] = src[n, c, u * su + offh[th], v * sv + offw[tw]] (zero outside
+// the Hs x Ws plane); C[m][(n, u, v)] goes to dst[n, m, u * du + a, v * dv + b] (+ bias[m]).
+template <typename T>
+struct Gather {
+  const T* src = nullptr;
+  int64_t s_img = 0, s_ch = 0, Hs = 0, Ws = 0, su = 1, sv = 1;
+  std::vector<int64_t> offh, offw;
+  int64_t U = 0, V = 0;
+  T* dst = nullptr;
+  int64_t d_img = 0, d_ch = 0, Wd = 0, du = 1, dv = 1, a = 0, b = 0;
+  const T* bias = nullptr;
+  int64_t M = 0, K = 0, N = 0;
+  const T* apack = nullptr;  // A packed by pack_a
+
+  template <int NR>
+  void pack_b(int64_t k0, int64_t kc, int64_t j, int64_t nr, T* dst_panel) const {
+    Run runs[NR];
+    const int64_t nrun = runs_of(j, nr, U, V, runs);
+    const int64_t nth = offh.size(), ntw = offw.size(), taps = nth * ntw;
+    int64_t c = k0 / taps, th = (k0 % taps) / ntw, tw = k0 % ntw;
+    for (int64_t k = 0; k < kc; ++k) {
+      T* d = dst_panel + k * NR;
+      const T* plane = src + c * s_ch;
+      for (int64_t r = 0; r < nrun; ++r) {
+        const Run& R = runs[r];
+        const int64_t hh = R.u * su + offh[th];
+        if (hh < 0 || hh >= Hs) {
+          std::fill(d + R.q, d + R.q + R.len, T(0));
+        } else {
+          copy_row(plane + R.n * s_img + hh * Ws, R.v * sv + offw[tw], sv, Ws, R.len, d + R.q);
+        }
+      }
+      for (int64_t q = nr; q < NR; ++q) d[q] = T(0);
+      if (++tw == ntw) {
+        tw = 0;
+        if (++th == nth) th = 0, ++c;
+      }
+    }
+  }
+
+  template <int NR>
+  void store(int64_t i, int64_t j, int64_t mr, int64_t nr, const T* tile) const {
+    Run runs[NR];
+    const int64_t nrun = runs_of(j, nr, U, V, runs);
+    for (int64_t r = 0; r < mr; ++r) {
+      const T* t = tile + r * NR;
+      T* plane = dst + (i + r) * d_ch;
+      const T add = bias ? bias[i + r] : T(0);
+      for (int64_t x = 0; x < nrun; ++x) {
+        const Run& R = runs[x];
+        T* o = plane + R.n * d_img + (R.u * du + a) * Wd + R.v * dv + b;
+        const T* tt = t + R.q;
+        if (dv == 1) {
+          for (int64_t q = 0; q < R.len; ++q) o[q] = tt[q] + add;
+        } else {
+          for (int64_t q = 0; q < R.len; ++q) o[q * dv] = tt[q] + add;
         }
       }
     }
   }
+};
+
+// Runs every job (their A matrices already packed) over OpenMP work items.
+template <typename Kern, typename T>
+void run_gathers(const std::vector<Gather<T>>& jobs) {
+  constexpr int MR = Kern::MR, NR = Kern::NR;
+  struct Item {
+    int64_t job, m0, m1, j0, nc;
+  };
+  const int64_t threads = omp_get_max_threads();
+  auto count = [&](int64_t ncb) {
+    int64_t c = 0;
+    for (const auto& G : jobs)
+      if (G.M > 0 && G.N > 0 && G.K > 0) c += (G.N + ncb - 1) / ncb;
+    return c;
+  };
+  int64_t ncb = round_up(128, NR);
+  while (ncb > 2 * NR && count(ncb) < 4 * threads) ncb = round_up(ncb / 2, NR);
+  const int64_t col_items = count(ncb);
+  if (col_items == 0) return;
+  // Few column blocks (small images): also split the rows, keeping at least 4 MR panels each.
+  const int64_t row_split = std::max<int64_t>(1, (4 * threads + col_items - 1) / col_items);
+  std::vector<Item> items;
+  int64_t kmax = 0;
+  for (int64_t g = 0; g < static_cast<int64_t>(jobs.size()); ++g) {
+    const auto& G = jobs[g];
+    if (G.M <= 0 || G.N <= 0 || G.K <= 0) continue;
+    kmax = std::max(kmax, G.K);
+    const int64_t panels = (G.M + MR - 1) / MR;
+    const int64_t parts = std::max<int64_t>(1, std::min(row_split, panels / 4));
+    const int64_t per = (panels + parts - 1) / parts * MR;
+    for (int64_t j0 = 0; j0 < G.N; j0 += ncb)
+      for (int64_t m0 = 0; m0 < G.M; m0 += per)
+        items.push_back({g, m0, std::min(G.M, m0 + per), j0, std::min(ncb, G.N - j0)});
+  }
+  const int64_t bsize = bpack_size<Kern>(kmax, ncb);
+#pragma omp parallel
+  {
+    thread_local std::vector<T> bpack;
+    if (static_cast<int64_t>(bpack.size()) < bsize) bpack.resize(bsize);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t it = 0; it < static_cast<int64_t>(items.size()); ++it) {
+      const Item& I = items[it];
+      const Gather<T>& G = jobs[I.job];
+      run_block<Kern>(
+          G.M, G.K, I.m0, I.m1, I.j0, I.nc, G.apack, bpack.data(),
+          [&](int64_t k0, int64_t kc, int64_t j, int64_t nr, T* d) { G.template pack_b<NR>(k0, kc, j, nr, d); },
+          [&](int64_t i, int64_t j, int64_t mr, int64_t nr, const T* t) {
+            G.template store<NR>(i, j, mr, nr, t);
+          });
+    }
+  }
 }
 
-// dx += col2im(col) for output pixels [p0, p0 + np).
+template <typename T>
+void forward_impl(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
+  dispatch<T>([&](auto kern) {
+    using Kern = decltype(kern);
+    std::vector<Gather<T>> jobs(g.groups);
+    const int64_t M = g.ocg(), K = g.k(), P = g.pixels(), asize = padded_rows<Kern>(M) * K;
+    thread_local std::vector<T> abuf;  // kept between calls: no page faults for big weights
+    abuf.resize(g.groups * asize);
+    for (int64_t gi = 0; gi < g.groups; ++gi) {
+      Gather<T>& G = jobs[gi];
+      G.src = x + gi * g.cg() * g.h * g.w;
+      G.s_img = g.c * g.h * g.w, G.s_ch = g.h * g.w, G.Hs = g.h, G.Ws = g.w;
+      G.su = g.sh, G.sv = g.sw;
+      for (int64_t i = 0; i < g.kh; ++i) G.offh.push_back(i * g.dh - g.ph);
+      for (int64_t j = 0; j < g.kw; ++j) G.offw.push_back(j * g.dw - g.pw);
+      G.U = g.oh, G.V = g.ow;
+      G.dst = y + gi * M * P, G.d_img = g.oc * P, G.d_ch = P, G.Wd = g.ow;
+      G.bias = bias ? bias + gi * M : nullptr;
+      G.M = M, G.K = K, G.N = g.n * P;
+      G.apack = abuf.data() + gi * asize;
+      pack_a<Kern>(M, K, w + gi * M * K, K, 1, abuf.data() + gi * asize);
+    }
+    run_gathers<Kern>(jobs);
+  });
+}
+
+// The taps of one stride phase of the input gradient: for each kernel index t with
+// (phase + pad - t * dil) % stride == 0, its index and the dy offset (phase + pad - t*dil) / s.
+inline void phase_taps(int64_t phase, int64_t pad, int64_t dil, int64_t stride, int64_t k,
+                       std::vector<int64_t>& idx, std::vector<int64_t>& off) {
+  for (int64_t t = 0; t < k; ++t) {
+    const int64_t e = phase + pad - t * dil;
+    if (((e % stride) + stride) % stride == 0) idx.push_back(t), off.push_back(e / stride);
+  }
+}
+
+// dx += col2im(col) for output pixels [p0, p0 + np) of one image and group, col (K, np).
 template <typename T>
 void col2im(const Geom& g, const T* col, int64_t p0, int64_t np, T* dx) {
   for (int64_t c = 0; c < g.cg(); ++c) {
@@ -66,65 +241,33 @@ void col2im(const Geom& g, const T* col, int64_t p0, int64_t np, T* dx) {
         for (int64_t p = 0; p < np; ++p) {
           const int64_t ih = oh * g.sh - g.ph + i * g.dh, iw = ow * g.sw - g.pw + j * g.dw;
           if (ih >= 0 && ih < g.h && iw >= 0 && iw < g.w) dc[ih * g.w + iw] += row[p];
-          if (++ow == g.ow) { ow = 0; ++oh; }
+          if (++ow == g.ow) ow = 0, ++oh;
         }
       }
     }
   }
 }
 
+// Input gradient for few input channels per group (the stem's 3), where the gather GEMM would
+// have fewer rows than one register tile: col (C/g*KH*KW, pixels) = W^T @ dy in blocks of
+// pixels, scattered into dx by col2im; OpenMP over (image, group).
 template <typename T>
-void forward_impl(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
-  const int64_t P = g.pixels(), nb = (P + kPixelBlock - 1) / kPixelBlock;
-  const int64_t items = g.n * g.groups * nb, K = g.k(), M = g.ocg();
-  const bool direct = g.direct();
-#pragma omp parallel
-  {
-    std::vector<T> col(direct ? 0 : K * std::min(P, kPixelBlock));
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t it = 0; it < items; ++it) {
-      const int64_t b = it % nb, gi = (it / nb) % g.groups, n = it / (nb * g.groups);
-      const int64_t p0 = b * kPixelBlock, np = std::min(kPixelBlock, P - p0);
-      const T* xg = x + (n * g.c + gi * g.cg()) * g.h * g.w;
-      T* yb = y + (n * g.oc + gi * M) * P + p0;
-      const T* B;
-      int64_t brs, bcs;
-      if (direct) {
-        B = xg + p0, brs = P, bcs = 1;
-      } else {
-        im2col(g, xg, p0, np, col.data());
-        B = col.data(), brs = np, bcs = 1;
-      }
-      if (bias) {
-        for (int64_t m = 0; m < M; ++m) std::fill(yb + m * P, yb + m * P + np, bias[gi * M + m]);
-      }
-      gemm<T>(M, np, K, w + gi * M * K, K, 1, B, brs, bcs, yb, P, bias != nullptr);
-    }
-  }
-}
-
-template <typename T>
-void backward_input_impl(const Geom& g, const T* dy, const T* w, T* dx) {
+void backward_input_col2im(const Geom& g, const T* dy, const T* w, T* dx) {
+  constexpr int64_t PB = 256;
   const int64_t P = g.pixels(), K = g.k(), M = g.ocg();
-  const int64_t items = g.n * g.groups;
-  const bool direct = g.direct();
 #pragma omp parallel
   {
-    std::vector<T> col(direct ? 0 : K * std::min(P, kPixelBlock));
+    thread_local std::vector<T> col;
+    col.resize(K * std::min(P, PB));
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t it = 0; it < items; ++it) {
+    for (int64_t it = 0; it < g.n * g.groups; ++it) {
       const int64_t gi = it % g.groups, n = it / g.groups;
       T* dxg = dx + (n * g.c + gi * g.cg()) * g.h * g.w;
       const T* dyg = dy + (n * g.oc + gi * M) * P;
-      const T* wg = w + gi * M * K;
-      if (direct) {  // dx (K, P) = w^T (K, M) @ dy (M, P)
-        gemm<T>(K, P, M, wg, 1, K, dyg, P, 1, dxg, P, false);
-        continue;
-      }
       std::fill(dxg, dxg + g.cg() * g.h * g.w, T(0));
-      for (int64_t p0 = 0; p0 < P; p0 += kPixelBlock) {
-        const int64_t np = std::min(kPixelBlock, P - p0);
-        gemm<T>(K, np, M, wg, 1, K, dyg + p0, P, 1, col.data(), np, false);
+      for (int64_t p0 = 0; p0 < P; p0 += PB) {
+        const int64_t np = std::min(PB, P - p0);
+        gemm<T>(K, np, M, w + gi * M * K, 1, K, dyg + p0, P, 1, col.data(), np, false);
         col2im(g, col.data(), p0, np, dxg);
       }
     }
@@ -132,45 +275,152 @@ void backward_input_impl(const Geom& g, const T* dy, const T* w, T* dx) {
 }
 
 template <typename T>
-void backward_weight_impl(const Geom& g, const T* x, const T* dy, T* dw) {
-  const int64_t P = g.pixels(), nb = (P + kPixelBlock - 1) / kPixelBlock;
-  const int64_t items = g.n * g.groups * nb, K = g.k(), M = g.ocg();
-  const int64_t wsize = g.oc * K;
-  const bool direct = g.direct();
-  const int nthreads = std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), items));
-  std::vector<T> partial(static_cast<size_t>(nthreads - 1) * wsize);
-  std::fill(dw, dw + wsize, T(0));
-#pragma omp parallel num_threads(nthreads)
-  {
-    const int t = omp_get_thread_num();
-    T* acc = t == 0 ? dw : partial.data() + (t - 1) * wsize;
-    if (t > 0) std::fill(acc, acc + wsize, T(0));
-    std::vector<T> col(direct ? 0 : K * std::min(P, kPixelBlock));
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t it = 0; it < items; ++it) {
-      const int64_t b = it % nb, gi = (it / nb) % g.groups, n = it / (nb * g.groups);
-      const int64_t p0 = b * kPixelBlock, np = std::min(kPixelBlock, P - p0);
-      const T* xg = x + (n * g.c + gi * g.cg()) * g.h * g.w;
-      const T* dyb = dy + (n * g.oc + gi * M) * P + p0;
-      const T* B;
-      int64_t brs, bcs;  // B (np, K) = col^T
-      if (direct) {
-        B = xg + p0, brs = 1, bcs = P;
-      } else {
-        im2col(g, xg, p0, np, col.data());
-        B = col.data(), brs = 1, bcs = np;
+void backward_input_impl(const Geom& g, const T* dy, const T* w, T* dx) {
+  dispatch<T>([&](auto kern) {
+    using Kern = decltype(kern);
+    if (g.cg() < Kern::MR) return backward_input_col2im(g, dy, w, dx);
+    const int64_t M = g.cg(), OCG = g.ocg(), P = g.pixels();
+    std::vector<Gather<T>> jobs;
+    thread_local std::vector<T> abuf;  // kept between calls: no page faults for big weights
+    // Every phase's packed A fits in padded_rows(C/g) * OC/g * KH * KW per group.
+    const int64_t asize = padded_rows<Kern>(M) * OCG * g.kh * g.kw;
+    abuf.resize(g.sh * g.sw * g.groups * asize);
+    for (int64_t a = 0; a < g.sh; ++a) {
+      for (int64_t b = 0; b < g.sw; ++b) {
+        const int64_t U = g.h > a ? (g.h - a + g.sh - 1) / g.sh : 0;
+        const int64_t V = g.w > b ? (g.w - b + g.sw - 1) / g.sw : 0;
+        if (U == 0 || V == 0) continue;
+        std::vector<int64_t> ti, tj, offh, offw;
+        phase_taps(a, g.ph, g.dh, g.sh, g.kh, ti, offh);
+        phase_taps(b, g.pw, g.dw, g.sw, g.kw, tj, offw);
+        if (ti.empty() || tj.empty()) {  // no tap reaches these pixels
+#pragma omp parallel for schedule(static)
+          for (int64_t nc = 0; nc < g.n * g.c; ++nc)
+            for (int64_t u = 0; u < U; ++u)
+              for (int64_t v = 0; v < V; ++v) dx[(nc * g.h + u * g.sh + a) * g.w + v * g.sw + b] = T(0);
+          continue;
+        }
+        const int64_t nt = ti.size() * tj.size(), K = OCG * nt;
+        for (int64_t gi = 0; gi < g.groups; ++gi) {
+          jobs.emplace_back();
+          Gather<T>& G = jobs.back();
+          G.src = dy + gi * OCG * P, G.s_img = g.oc * P, G.s_ch = P, G.Hs = g.oh, G.Ws = g.ow;
+          G.offh = offh, G.offw = offw, G.U = U, G.V = V;
+          G.dst = dx + gi * M * g.h * g.w, G.d_img = g.c * g.h * g.w, G.d_ch = g.h * g.w;
+          G.Wd = g.w, G.du = g.sh, G.dv = g.sw, G.a = a, G.b = b;
+          G.M = M, G.K = K, G.N = g.n * U * V;
+          // A[c][(o, th, tw)] = w[gi * OCG + o, c, ti[th], tj[tw]]
+          T* ap = abuf.data() + ((a * g.sw + b) * g.groups + gi) * asize;
+          const int64_t nth = ti.size(), ntw = tj.size();
+          pack_a_with<Kern>(M, K, [&](int64_t c, int64_t k) {
+            const int64_t o = k / (nth * ntw), th = (k / ntw) % nth, tw = k % ntw;
+            return w[(((gi * OCG + o) * M + c) * g.kh + ti[th]) * g.kw + tj[tw]];
+          }, ap);
+          G.apack = ap;
+        }
       }
-      gemm<T>(M, K, np, dyb, P, 1, B, brs, bcs, acc + gi * M * K, K, true);
     }
-    // Sum the per-thread accumulators, each thread owning a slice of dw.
+    run_gathers<Kern>(jobs);
+  });
+}
+
+// dW^T (taps, OC/g) = cols (taps, pixels) @ dy^T (pixels, OC/g) for every group.
+template <typename T>
+void backward_weight_impl(const Geom& g, const T* x, const T* dy, T* dw) {
+  dispatch<T>([&](auto kern) {
+    using Kern = decltype(kern);
+    constexpr int MR = Kern::MR, NR = Kern::NR;
+    constexpr int64_t KC = 256, RB = gemm_detail::MC;  // pixels per slice, rows (taps) per item
+    const int64_t KT = g.k(), OCG = g.ocg(), P = g.pixels(), NP = g.n * P, OCP = round_up(OCG, NR);
+    const int64_t row_blocks = (KT + RB - 1) / RB, threads = omp_get_max_threads();
+    // Few row blocks: split the pixels too, into chunks of whole KC slices.
+    int64_t psplit = std::max<int64_t>(1, (2 * threads + g.groups * row_blocks - 1) / (g.groups * row_blocks));
+    psplit = std::min(psplit, (NP + KC - 1) / KC);
+    const int64_t pchunk = round_up((NP + psplit - 1) / psplit, KC);
+    psplit = (NP + pchunk - 1) / pchunk;
+    const int64_t wsize = g.oc * KT, items = g.groups * row_blocks * psplit;
+    std::vector<T> partial(psplit > 1 ? (psplit - 1) * wsize : 0);
+#pragma omp parallel
+    {
+      thread_local std::vector<T> apack, bpack, cbuf;
+      thread_local std::vector<Run> runs;
+      apack.resize(RB * KC), bpack.resize(OCP * KC), cbuf.resize(RB * OCP);
+      alignas(64) T tile[MR * NR];
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t it = 0; it < items; ++it) {
+        const int64_t ps = it % psplit, rb = (it / psplit) % row_blocks, gi = it / (psplit * row_blocks);
+        const int64_t r0 = rb * RB, r1 = std::min(KT, r0 + RB), rows = round_up(r1 - r0, MR);
+        const int64_t p0 = ps * pchunk, p1 = std::min(NP, p0 + pchunk);
+        const T* xg = x + gi * g.cg() * g.h * g.w;
+        const T* dyg = dy + gi * OCG * P;
+        std::fill(cbuf.begin(), cbuf.begin() + rows * OCP, T(0));
+        for (int64_t pc = p0; pc < p1; pc += KC) {
+          const int64_t kc = std::min(KC, p1 - pc);
+          runs.resize(kc);
+          const int64_t nrun = runs_of(pc, kc, g.oh, g.ow, runs.data());
+          // A: MR-tall panels of taps over the kc pixels.
+          for (int64_t r = r0; r < r0 + rows; ++r) {
+            T* d = apack.data() + (r - r0) / MR * MR * kc + (r - r0) % MR;
+            if (r >= r1) {
+              for (int64_t q = 0; q < kc; ++q) d[q * MR] = T(0);
+              continue;
+            }
+            const int64_t c = r / (g.kh * g.kw), i = (r / g.kw) % g.kh, j = r % g.kw;
+            const T* plane = xg + c * g.h * g.w;
+            for (int64_t s = 0; s < nrun; ++s) {
+              const Run& R = runs[s];
+              const int64_t hh = R.u * g.sh - g.ph + i * g.dh, w0 = R.v * g.sw - g.pw + j * g.dw;
+              T* dd = d + R.q * MR;
+              if (hh < 0 || hh >= g.h) {
+                for (int64_t q = 0; q < R.len; ++q) dd[q * MR] = T(0);
+                continue;
+              }
+              const T* row = plane + R.n * g.c * g.h * g.w + hh * g.w;
+              for (int64_t q = 0; q < R.len; ++q) {
+                const int64_t ww = w0 + q * g.sw;
+                dd[q * MR] = ww >= 0 && ww < g.w ? row[ww] : T(0);
+              }
+            }
+          }
+          // B: NR-wide panels of dy^T (kc pixels x OC/g).
+          for (int64_t o = 0; o < OCP; ++o) {
+            T* d = bpack.data() + o / NR * NR * kc + o % NR;
+            if (o >= OCG) {
+              for (int64_t q = 0; q < kc; ++q) d[q * NR] = T(0);
+              continue;
+            }
+            for (int64_t s = 0; s < nrun; ++s) {
+              const Run& R = runs[s];
+              const T* src = dyg + R.n * g.oc * P + o * P + R.u * g.ow + R.v;
+              T* dd = d + R.q * NR;
+              for (int64_t q = 0; q < R.len; ++q) dd[q * NR] = src[q];
+            }
+          }
+          for (int64_t jp = 0; jp < OCP; jp += NR) {
+            for (int64_t ip = 0; ip < rows; ip += MR) {
+              Kern::micro(kc, apack.data() + ip * kc, bpack.data() + jp * kc, tile);
+              for (int64_t r = 0; r < MR; ++r) {
+                T* cr = cbuf.data() + (ip + r) * OCP + jp;
+                for (int64_t q = 0; q < NR; ++q) cr[q] += tile[r * NR + q];
+              }
+            }
+          }
+        }
+        T* out = ps == 0 ? dw : partial.data() + (ps - 1) * wsize;
+        for (int64_t o = 0; o < OCG; ++o)
+          for (int64_t r = r0; r < r1; ++r) out[(gi * OCG + o) * KT + r] = cbuf[(r - r0) * OCP + o];
+      }
 #pragma omp barrier
+      if (psplit > 1) {
 #pragma omp for schedule(static)
-    for (int64_t i = 0; i < wsize; ++i) {
-      T s = dw[i];
-      for (int u = 0; u < nthreads - 1; ++u) s += partial[u * wsize + i];
-      dw[i] = s;
+        for (int64_t i = 0; i < wsize; ++i) {
+          T s = dw[i];
+          for (int64_t u = 0; u + 1 < psplit; ++u) s += partial[u * wsize + i];
+          dw[i] = s;
+        }
+      }
     }
-  }
+  });
 }
 
 Geom make_geom(const char* op, const TensorView& x, const TensorView& w, const TensorView& y,

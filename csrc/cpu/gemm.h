@@ -1,36 +1,49 @@
-// Single-threaded packed GEMM for the CPU kernels: C (M, N) = or += A (M, K) @ B (K, N), with
-// A and B at any element strides and C row-major (row stride ldc). Callers run it inside their
-// own OpenMP work items. Blocks of A (MC x KC) and B (KC x N) are packed into thread-local,
-// zero-padded panels; an MR x NR register tile accumulates over a KC slice. The microkernel is
-// written once with GCC vector types and compiled twice: for AVX2/FMA (chosen at run time by
-// __builtin_cpu_supports, since the wheel is built without -march) and for the baseline ISA.
+// Single-threaded packed GEMM for the CPU kernels: C (M, N) = or += A (M, K) @ B (K, N).
+// Callers run it inside their own OpenMP work items.
+//
+// A is packed once into zero-padded MR-tall panels; B is packed one NR-wide, KC-deep panel at a
+// time, and every row panel's MR x NR register tile accumulates over it, so that C is written
+// once per tile (the tiles of a column panel wait in a small buffer between KC slices). The micro-kernel is written once with GCC vector types
+// and compiled three times: AVX-512 (8 x 32 floats / 8 x 16 doubles, 16 zmm accumulators),
+// AVX2+FMA (6 x 16 / 6 x 8) and the baseline SSE2 (6 x 8 / 6 x 4). The wheel is built without -march, so the
+// variant is chosen at run time from the CPU's features; PYDL_CPU_ISA=avx2 or generic caps it
+// (tests use that to check the narrower kernels on a wider CPU).
+//
+// Two entry points:
+//   gemm()       A and B at any element strides, C row-major.
+//   run_block()  the loop nest over one block of columns, with A packed once by the caller
+//                (pack_a) and B and C reached through functors: pack_b writes a B micro-panel
+//                straight from the caller's layout (the convolutions gather it from the input
+//                image, so no im2col buffer exists) and store receives each finished tile.
+// dispatch() calls a generic lambda with the kernel type of the chosen ISA.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 namespace pydl::cpu {
 
 namespace gemm_detail {
 
-template <typename T> struct Tile;
-template <> struct Tile<float> { static constexpr int MR = 6, NR = 16; };
-template <> struct Tile<double> { static constexpr int MR = 6, NR = 8; };
+constexpr int64_t KC = 256, MC = 96, NC = 256;
 
-constexpr int64_t KC = 256, MC = 96, NC = 2048;
-
-// tile (MR x NR) = sum_k a[k][0..MR) x b[k][0..NR) over kc packed steps.
-template <typename T>
+// tile (MR x NR, row-major) = (accumulate ? tile : 0) + sum_k a[k][0..MR) x b[k][0..NR) over
+// kc packed steps.
+template <typename T, int VB, int MR, int NR>
 inline __attribute__((always_inline)) void micro_body(int64_t kc, const T* __restrict a,
-                                                      const T* __restrict b, T* __restrict tile) {
-  constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR, W = 32 / sizeof(T), NV = NR / W;
-  typedef T V __attribute__((vector_size(32)));
-  typedef T VU __attribute__((vector_size(32), aligned(sizeof(T))));  // unaligned loads/stores
+                                                      const T* __restrict b, T* __restrict tile,
+                                                      bool accumulate) {
+  constexpr int W = VB / sizeof(T), NV = NR / W;
+  typedef T V __attribute__((vector_size(VB)));
+  typedef T VU __attribute__((vector_size(VB), aligned(sizeof(T))));  // unaligned loads/stores
   V acc[MR][NV];
   for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NV; ++j) acc[i][j] = V{};
+    for (int j = 0; j < NV; ++j)
+      acc[i][j] = accumulate ? *reinterpret_cast<const VU*>(tile + i * NR + j * W) : V{};
   for (int64_t k = 0; k < kc; ++k) {
     V bv[NV];
     for (int j = 0; j < NV; ++j) bv[j] = *reinterpret_cast<const VU*>(b + k * NR + j * W);
@@ -44,92 +57,191 @@ inline __attribute__((always_inline)) void micro_body(int64_t kc, const T* __res
 }
 
 template <typename T>
-__attribute__((target("avx2,fma"))) void micro_avx2(int64_t kc, const T* a, const T* b, T* tile) {
-  micro_body<T>(kc, a, b, tile);
+__attribute__((target("avx512f"))) void micro_avx512(int64_t kc, const T* a, const T* b, T* tile,
+                                                     bool accumulate) {
+  micro_body<T, 64, 8, 128 / sizeof(T)>(kc, a, b, tile, accumulate);
 }
 
 template <typename T>
-void micro_generic(int64_t kc, const T* a, const T* b, T* tile) {
-  micro_body<T>(kc, a, b, tile);
+__attribute__((target("avx2,fma"))) void micro_avx2(int64_t kc, const T* a, const T* b, T* tile,
+                                                    bool accumulate) {
+  micro_body<T, 32, 6, 64 / sizeof(T)>(kc, a, b, tile, accumulate);
 }
 
-inline bool has_avx2() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
+template <typename T>
+void micro_generic(int64_t kc, const T* a, const T* b, T* tile, bool accumulate) {
+  micro_body<T, 16, 6, 32 / sizeof(T)>(kc, a, b, tile, accumulate);
+}
+
+enum class Isa { generic = 0, avx2 = 1, avx512 = 2 };
+
+inline Isa cpu_isa() {
+  static const Isa isa = [] {
+    Isa best = Isa::generic;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = Isa::avx2;
+    if (best == Isa::avx2 && __builtin_cpu_supports("avx512f")) best = Isa::avx512;
+    if (const char* cap = std::getenv("PYDL_CPU_ISA")) {
+      const std::string s(cap);
+      const Isa want = s == "generic" ? Isa::generic : s == "avx2" ? Isa::avx2 : best;
+      if (static_cast<int>(want) < static_cast<int>(best)) best = want;
+    }
+    return best;
+  }();
+  return isa;
 }
 
 }  // namespace gemm_detail
 
+// The register tile and micro-kernel of one ISA.
+template <typename T, gemm_detail::Isa I>
+struct Kernel {
+  static constexpr int MR = I == gemm_detail::Isa::avx512 ? 8 : 6;
+  static constexpr int NR =
+      (I == gemm_detail::Isa::avx512 ? 128 : I == gemm_detail::Isa::avx2 ? 64 : 32) / sizeof(T);
+  // tile = (accumulate ? tile : 0) + a (kc x MR panel) x b (kc x NR panel)
+  static void micro(int64_t kc, const T* a, const T* b, T* tile, bool accumulate = false) {
+    if constexpr (I == gemm_detail::Isa::avx512) gemm_detail::micro_avx512<T>(kc, a, b, tile, accumulate);
+    else if constexpr (I == gemm_detail::Isa::avx2) gemm_detail::micro_avx2<T>(kc, a, b, tile, accumulate);
+    else gemm_detail::micro_generic<T>(kc, a, b, tile, accumulate);
+  }
+};
+
+// f(Kernel<T, isa>{}) for the ISA this CPU runs.
+template <typename T, typename F>
+decltype(auto) dispatch(F&& f) {
+  using gemm_detail::Isa;
+  switch (gemm_detail::cpu_isa()) {
+    case Isa::avx512: return f(Kernel<T, Isa::avx512>{});
+    case Isa::avx2: return f(Kernel<T, Isa::avx2>{});
+    default: return f(Kernel<T, Isa::generic>{});
+  }
+}
+
+// Rows of A rounded up to whole MR panels.
+template <typename Kern>
+inline int64_t padded_rows(int64_t M) { return (M + Kern::MR - 1) / Kern::MR * Kern::MR; }
+
+// Packs A (M, K) for run_block: MR-tall panels, each holding every k (element [k * MR + r] of
+// the panel at ip * K), zero rows below M; out has padded_rows(M) * K elements. pack_a_with
+// reads A[m][k] through at(m, k), pack_a at element strides (ars, acs). Large matrices are
+// packed by the OpenMP team (callers call it outside their own parallel regions).
+template <typename Kern, typename T, typename At>
+void pack_a_with(int64_t M, int64_t K, At&& at, T* out) {
+  constexpr int MR = Kern::MR;
+  const int64_t Mp = padded_rows<Kern>(M);
+#pragma omp parallel for schedule(static) if (Mp * K >= (1 << 18))
+  for (int64_t ip = 0; ip < Mp; ip += MR) {
+    T* dst = out + ip * K;
+    const int64_t mr = std::max<int64_t>(0, std::min<int64_t>(MR, M - ip));
+    for (int64_t k = 0; k < K; ++k) {
+      T* d = dst + k * MR;
+      for (int64_t i = 0; i < mr; ++i) d[i] = at(ip + i, k);
+      for (int64_t i = mr; i < MR; ++i) d[i] = T(0);
+    }
+  }
+}
+
+template <typename Kern, typename T>
+void pack_a(int64_t M, int64_t K, const T* A, int64_t ars, int64_t acs, T* out) {
+  pack_a_with<Kern>(M, K, [&](int64_t m, int64_t k) { return A[m * ars + k * acs]; }, out);
+}
+
+// Scratch elements run_block needs for B, for column blocks of at most nc columns.
+template <typename Kern>
+inline int64_t bpack_size(int64_t K, int64_t nc) {
+  return std::min(K, gemm_detail::KC) * ((nc + Kern::NR - 1) / Kern::NR * Kern::NR);
+}
+
+// One block of C (M, N) = A (M, K) @ B (K, N), A packed by pack_a: rows [m0, m1) (m0 a
+// multiple of MR), columns [j0, j0 + nc). K is walked in KC slices: each slice of B is packed
+// (NR-wide panels) and every (row panel, column panel) tile accumulates over it in a buffer,
+// so each finished tile is stored exactly once (no read-modify-write of C between slices),
+// and each A panel slice, once in L1, serves every column panel.
+//   pack_b(k0, kc, j, nr, dst): dst[k * NR + jj] = B[k0 + k][j + jj] for jj < nr, zero up to NR.
+//   store(i, j, mr, nr, tile): the MR x NR tile (row stride NR) for C rows [i, i + mr),
+//     columns [j, j + nr).
+// bpack: scratch of bpack_size<Kern>(K, nc) elements.
+template <typename Kern, typename T, typename PackB, typename Store>
+void run_block(int64_t M, int64_t K, int64_t m0, int64_t m1, int64_t j0, int64_t nc,
+               const T* apack, T* bpack, PackB&& pack_b, Store&& store) {
+  constexpr int MR = Kern::MR, NR = Kern::NR;
+  thread_local std::vector<T> tiles;
+  const int64_t panels = (nc + NR - 1) / NR, rows = (m1 - m0 + MR - 1) / MR * MR;
+  if (static_cast<int64_t>(tiles.size()) < rows * panels * NR) tiles.resize(rows * panels * NR);
+  T* tl = tiles.data();
+  for (int64_t pc = 0; pc < K; pc += gemm_detail::KC) {
+    const int64_t kc = std::min(gemm_detail::KC, K - pc);
+    for (int64_t p = 0; p < panels; ++p)
+      pack_b(pc, kc, j0 + p * NR, std::min<int64_t>(NR, nc - p * NR), bpack + p * NR * kc);
+    for (int64_t ip = m0; ip < m1; ip += MR)
+      for (int64_t p = 0; p < panels; ++p)
+        Kern::micro(kc, apack + ip * K + pc * MR, bpack + p * NR * kc,
+                    tl + ((ip - m0) * panels + p * MR) * NR, pc > 0);
+  }
+  for (int64_t ip = m0; ip < m1; ip += MR)
+    for (int64_t p = 0; p < panels; ++p)
+      store(ip, j0 + p * NR, std::min<int64_t>(MR, M - ip), std::min<int64_t>(NR, nc - p * NR),
+            static_cast<const T*>(tl + ((ip - m0) * panels + p * MR) * NR));
+}
+
+// Store functor for a row-major C (row stride ldc): writes, or adds when accumulate.
+template <typename Kern, typename T>
+struct StoreRowMajor {
+  T* C;
+  int64_t ldc;
+  bool accumulate;
+  void operator()(int64_t i, int64_t j, int64_t mr, int64_t nr, const T* tile) const {
+    for (int64_t r = 0; r < mr; ++r) {
+      T* c = C + (i + r) * ldc + j;
+      const T* t = tile + r * Kern::NR;
+      if (!accumulate) {
+        for (int64_t q = 0; q < nr; ++q) c[q] = t[q];
+      } else {
+        for (int64_t q = 0; q < nr; ++q) c[q] += t[q];
+      }
+    }
+  }
+};
+
+// pack_b functor for a strided B (K, N).
+template <typename Kern, typename T>
+struct PackStrided {
+  const T* B;
+  int64_t brs, bcs;
+  void operator()(int64_t k0, int64_t kc, int64_t j, int64_t nr, T* dst) const {
+    constexpr int NR = Kern::NR;
+    for (int64_t k = 0; k < kc; ++k) {
+      const T* src = B + (k0 + k) * brs + j * bcs;
+      T* d = dst + k * NR;
+      if (bcs == 1) {
+        for (int64_t q = 0; q < nr; ++q) d[q] = src[q];
+      } else {
+        for (int64_t q = 0; q < nr; ++q) d[q] = src[q * bcs];
+      }
+      for (int64_t q = nr; q < NR; ++q) d[q] = T(0);
+    }
+  }
+};
+
 template <typename T>
 void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t ars, int64_t acs, const T* B,
           int64_t brs, int64_t bcs, T* C, int64_t ldc, bool accumulate) {
-  using namespace gemm_detail;
-  constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     if (!accumulate)
       for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, T(0));
     return;
   }
-  auto micro = has_avx2() ? &micro_avx2<T> : &micro_generic<T>;
-  thread_local std::vector<T> apack, bpack;
-  const int64_t ncmax = std::min(N, NC), kcmax = std::min(K, KC);
-  apack.resize(((std::min(M, MC) + MR - 1) / MR) * MR * kcmax);
-  bpack.resize(((ncmax + NR - 1) / NR) * NR * kcmax);
-  alignas(64) T tile[MR * NR];
-  for (int64_t jc = 0; jc < N; jc += NC) {
-    const int64_t nc = std::min(NC, N - jc);
-    for (int64_t pc = 0; pc < K; pc += KC) {
-      const int64_t kc = std::min(KC, K - pc);
-      const bool acc = accumulate || pc > 0;
-      // Pack B (kc, nc) into NR-wide panels, zero-padded at the right edge.
-      for (int64_t jp = 0; jp < nc; jp += NR) {
-        T* dst = bpack.data() + jp * kc;
-        const int64_t nr = std::min<int64_t>(NR, nc - jp);
-        for (int64_t k = 0; k < kc; ++k) {
-          const T* src = B + (pc + k) * brs + (jc + jp) * bcs;
-          T* d = dst + k * NR;
-          if (bcs == 1) {
-            for (int64_t j = 0; j < nr; ++j) d[j] = src[j];
-          } else {
-            for (int64_t j = 0; j < nr; ++j) d[j] = src[j * bcs];
-          }
-          for (int64_t j = nr; j < NR; ++j) d[j] = T(0);
-        }
-      }
-      for (int64_t ic = 0; ic < M; ic += MC) {
-        const int64_t mc = std::min(MC, M - ic);
-        // Pack A (mc, kc) into MR-tall panels.
-        for (int64_t ip = 0; ip < mc; ip += MR) {
-          T* dst = apack.data() + ip * kc;
-          const int64_t mr = std::min<int64_t>(MR, mc - ip);
-          for (int64_t k = 0; k < kc; ++k) {
-            const T* src = A + (ic + ip) * ars + (pc + k) * acs;
-            T* d = dst + k * MR;
-            for (int64_t i = 0; i < mr; ++i) d[i] = src[i * ars];
-            for (int64_t i = mr; i < MR; ++i) d[i] = T(0);
-          }
-        }
-        for (int64_t jp = 0; jp < nc; jp += NR) {
-          const int64_t nr = std::min<int64_t>(NR, nc - jp);
-          for (int64_t ip = 0; ip < mc; ip += MR) {
-            const int64_t mr = std::min<int64_t>(MR, mc - ip);
-            micro(kc, apack.data() + ip * kc, bpack.data() + jp * kc, tile);
-            T* c = C + (ic + ip) * ldc + jc + jp;
-            for (int64_t i = 0; i < mr; ++i) {
-              T* ci = c + i * ldc;
-              const T* ti = tile + i * NR;
-              if (acc) {
-                for (int64_t j = 0; j < nr; ++j) ci[j] += ti[j];
-              } else {
-                for (int64_t j = 0; j < nr; ++j) ci[j] = ti[j];
-              }
-            }
-          }
-        }
-      }
-    }
-  }
+  dispatch<T>([&](auto kern) {
+    using Kern = decltype(kern);
+    thread_local std::vector<T> apack, bpack;
+    apack.resize(padded_rows<Kern>(M) * K);
+    bpack.resize(bpack_size<Kern>(K, std::min(N, gemm_detail::NC)));
+    pack_a<Kern>(M, K, A, ars, acs, apack.data());
+    for (int64_t jc = 0; jc < N; jc += gemm_detail::NC)
+      run_block<Kern>(M, K, 0, M, jc, std::min(gemm_detail::NC, N - jc), apack.data(), bpack.data(),
+                      PackStrided<Kern, T>{B, brs, bcs}, StoreRowMajor<Kern, T>{C, ldc, accumulate});
+  });
 }
 
 }  // namespace pydl::cpu

@@ -1,0 +1,81 @@
+"""The CPU convolution kernels themselves (forward, input gradient, weight gradient) against
+PyTorch in float64, on geometries chosen to cross the implicit GEMM's edges: K deeper than
+one packed slice, row counts that are not whole register tiles, column panels spanning
+several images, images smaller than a panel, stride phases that no tap reaches, the
+few-channel path of the input gradient, groups and depthwise. Each runs with the widest
+micro-kernel this CPU has; test_narrower_kernels reruns the file with PYDL_CPU_ISA capping
+it at AVX2 and at the baseline, so every variant is checked on one machine."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import pydl.backend as backend
+
+B = backend.get("cpu")
+
+# (N, C, H, W, OC, k, stride, padding, dilation, groups, out_hw or None)
+GEOMS = [
+    (3, 64, 9, 11, 70, 3, 1, 1, 1, 1, None),     # K = 576 > one slice; 70 rows; panels span images
+    (2, 300, 6, 5, 20, 3, 1, 1, 1, 1, None),     # K = 2700, many slices
+    (2, 20, 7, 7, 24, 3, 2, 1, 1, 1, None),
+    (1, 3, 23, 23, 16, 7, 2, 3, 1, 1, None),     # stem-like: few input channels
+    (2, 16, 10, 9, 16, 3, 3, 2, 2, 1, None),     # stride 3, dilation 2
+    (2, 12, 8, 8, 12, 1, 2, 0, 1, 1, None),      # 1x1 stride 2: three phases get no tap
+    (2, 12, 9, 9, 12, 3, 1, 1, 1, 12, None),     # depthwise
+    (2, 32, 5, 13, 40, 3, 2, 1, 1, 2, None),     # groups
+    (1, 16, 1, 1, 8, 3, 2, 1, 1, 1, None),       # one pixel
+    (4, 9, 2, 3, 33, 2, 1, 0, 1, 1, None),       # 1x2 outputs: a panel holds many images
+    (2, 8, 9, 10, 8, 4, 1, 1, 1, 1, (9, 10)),    # even window, "same": more pad at the end
+    (1, 24, 14, 14, 48, 5, 2, 2, 1, 3, None),
+    (5, 10, 1, 37, 7, 3, 1, 1, 1, 1, None),      # one-row images
+]
+
+
+def _out_hw(h, w, k, s, p, d):
+    return tuple((n + 2 * p - d * (k - 1) - 1) // s + 1 for n in (h, w))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geom", GEOMS, ids=[str(g[:10]) for g in GEOMS])
+def test_conv_kernels_against_float64(geom, dtype):
+    n, c, h, w, oc, k, s, p, d, g, out_hw = geom
+    oh, ow = out_hw or _out_hw(h, w, k, s, p, d)
+    rng = np.random.default_rng(sum(geom[:10]))
+    x = rng.standard_normal((n, c, h, w))
+    wt = rng.standard_normal((oc, c // g, k, k)) / np.sqrt(c // g * k * k)
+    b = rng.standard_normal(oc)
+    dy = rng.standard_normal((n, oc, oh, ow))
+    tx, tw, tb, tdy = (torch.tensor(a, requires_grad=True) for a in (x, wt, b, dy))
+    # PyTorch pads both sides by p; pad the far edge by hand where the output asks for more.
+    extra_h = (oh - 1) * s + d * (k - 1) + 1 - (h + 2 * p)
+    extra_w = (ow - 1) * s + d * (k - 1) + 1 - (w + 2 * p)
+    xp = torch.nn.functional.pad(tx, (p, p + max(extra_w, 0), p, p + max(extra_h, 0)))
+    ref = torch.nn.functional.conv2d(xp, tw, tb, s, 0, d, g)
+    assert ref.shape == (n, oc, oh, ow)
+    ref.backward(tdy)
+    args = ((s, s), (p, p), (d, d), g)
+    y = B.conv2d_forward(x.astype(dtype), wt.astype(dtype), b.astype(dtype), *args, (oh, ow))
+    dx = B.conv2d_backward_input(dy.astype(dtype), wt.astype(dtype), x.shape, *args)
+    dw = B.conv2d_backward_weight(x.astype(dtype), dy.astype(dtype), wt.shape, *args)
+    tol = 1e-10 if dtype == np.float64 else 2e-5
+    for got, want in ((y, ref.detach()), (dx, tx.grad), (dw, tw.grad)):
+        want = want.numpy()
+        assert got.dtype == dtype and got.shape == want.shape
+        scale = max(1.0, np.abs(want).max())
+        np.testing.assert_allclose(got, want, atol=tol * scale * 10, rtol=tol)
+
+
+@pytest.mark.parametrize("isa", ["avx2", "generic"])
+def test_narrower_kernels(isa):
+    """The AVX2 and baseline micro-kernels give the same results (run in a fresh process,
+    since the kernel is chosen once per process)."""
+    env = dict(os.environ, PYDL_CPU_ISA=isa)
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
+                        "-k", "against_float64"], env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert " passed" in r.stdout and "failed" not in r.stdout
