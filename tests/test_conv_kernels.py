@@ -3,12 +3,7 @@ PyTorch in float64, on geometries chosen to cross the implicit GEMM's edges: K d
 one packed slice, row counts that are not whole register tiles, column panels spanning
 several images, images smaller than a panel, stride phases that no tap reaches, the
 few-channel path of the input gradient, groups and depthwise. Each runs with the widest
-micro-kernel this CPU has; test_narrower_kernels reruns the file with PYDL_CPU_ISA capping
-it at AVX2 and at the baseline, so every variant is checked on one machine."""
-import os
-import subprocess
-import sys
-
+micro-kernel this CPU has; tests/test_cpu_isa.py reruns the file with the narrower ones."""
 import numpy as np
 import pytest
 import torch
@@ -67,15 +62,3 @@ def test_conv_kernels_against_float64(geom, dtype):
         assert got.dtype == dtype and got.shape == want.shape
         scale = max(1.0, np.abs(want).max())
         np.testing.assert_allclose(got, want, atol=tol * scale * 10, rtol=tol)
-
-
-@pytest.mark.parametrize("isa", ["avx2", "generic"])
-def test_narrower_kernels(isa):
-    """The AVX2 and baseline micro-kernels give the same results (run in a fresh process,
-    since the kernel is chosen once per process)."""
-    env = dict(os.environ, PYDL_CPU_ISA=isa)
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
-                        "-k", "against_float64"], env=env, capture_output=True, text=True,
-                       timeout=600)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert " passed" in r.stdout and "failed" not in r.stdout

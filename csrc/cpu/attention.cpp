@@ -13,10 +13,11 @@
 // Dropout draws Philox-4x32-10 at counter offset + (b*L + i)*S + j, the same
 // stream as pydl/backend/rng.py, so a NumPy reference rebuilds the mask.
 //
-// Variants: every tile loop is compiled twice, for AVX2+FMA (chosen at run time
-// when the CPU has both) and for the baseline target. The matrix products are
-// register-blocked 4 x 2-vector micro-kernels over buffers whose widths are
-// padded to whole vectors, so no product needs a tail loop over columns.
+// Variants: every tile loop is compiled three times, for AVX-512 (64-byte vectors),
+// AVX2+FMA and the baseline target, chosen at run time from the CPU's features
+// (PYDL_CPU_ISA caps the choice, as for the GEMM of csrc/cpu/gemm.h). The matrix
+// products are register-blocked 4 x 2-vector micro-kernels over buffers whose
+// widths are padded to two of the widest vectors, so no product needs a tail loop.
 #include <omp.h>
 
 #include <algorithm>
@@ -24,9 +25,11 @@
 #include <cstring>
 #include <limits>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "csrc/cpu/gemm.h"
 #include "csrc/cpu/kernels.h"
 #include "csrc/dispatch.h"
 
@@ -37,21 +40,27 @@ namespace {
 constexpr int64_t BQ = 64;  // query rows per tile
 constexpr int64_t BK = 64;  // keys per tile
 
-template <typename T>
+// VB: vector bytes, 16 (baseline SSE2), 32 (AVX2) or 64 (AVX-512).
+template <typename T, int VB>
 struct Vec {
-  static constexpr int W = 32 / sizeof(T);
-  typedef T v __attribute__((vector_size(32), aligned(sizeof(T))));
+  static constexpr int W = VB / sizeof(T);
+  typedef T v __attribute__((vector_size(VB), aligned(sizeof(T))));
 };
+
+// Row widths are padded to two of the widest vectors, so every variant's micro-kernels see
+// whole vector pairs.
+template <typename T>
+constexpr int64_t kPad = 128 / sizeof(T);
 
 inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 // C[m, :N] (= or +=) sum_k A[m*am + k*ak] * B[k*ldb + :N], N a multiple of two vectors.
-template <typename T>
+template <typename T, int VB>
 __attribute__((always_inline)) inline void gemm_acc(int64_t M, int64_t N, int64_t K, const T* A,
                                                     int64_t am, int64_t ak, const T* B, int64_t ldb,
                                                     T* C, int64_t ldc, bool accumulate) {
-  using V = typename Vec<T>::v;
-  constexpr int W = Vec<T>::W;
+  using V = typename Vec<T, VB>::v;
+  constexpr int W = Vec<T, VB>::W;
   int64_t m = 0;
   for (; m + 4 <= M; m += 4) {
     for (int64_t n = 0; n < N; n += 2 * W) {
@@ -118,22 +127,11 @@ __attribute__((always_inline)) inline void gemm_acc(int64_t M, int64_t N, int64_
 
 // row[c] = exp(row[c] - mx) for c < n (n a multiple of the vector width); returns the sum.
 // float: a Cephes-style polynomial (relative error ~1e-7) in vectors; exp(-inf) = 0.
-template <typename T>
-__attribute__((always_inline)) inline T exp_shift_sum(T* row, int64_t n, T mx) {
-  T sum = 0;
-  for (int64_t c = 0; c < n; ++c) {
-    const T e = std::exp(row[c] - mx);
-    row[c] = e;
-    sum += e;
-  }
-  return sum;
-}
-
-template <>
-__attribute__((always_inline)) inline float exp_shift_sum<float>(float* row, int64_t n, float mx) {
-  using V = Vec<float>::v;
-  typedef int32_t VI __attribute__((vector_size(32), aligned(4)));
-  constexpr int W = Vec<float>::W;
+template <int VB>
+__attribute__((always_inline)) inline float exp_shift_sum_float(float* row, int64_t n, float mx) {
+  using V = typename Vec<float, VB>::v;
+  typedef int32_t VI __attribute__((vector_size(VB), aligned(4)));
+  constexpr int W = Vec<float, VB>::W;
   V acc{};
   for (int64_t c = 0; c < n; c += W) {
     V x;
@@ -166,6 +164,19 @@ __attribute__((always_inline)) inline float exp_shift_sum<float>(float* row, int
   for (int i = 0; i < W; ++i) sum += acc[i];
   return sum;
 }
+
+template <typename T, int VB>
+__attribute__((always_inline)) inline T exp_shift_sum(T* row, int64_t n, T mx) {
+  if constexpr (std::is_same_v<T, float>) return exp_shift_sum_float<VB>(row, n, mx);
+  T sum = 0;
+  for (int64_t c = 0; c < n; ++c) {
+    const T e = std::exp(row[c] - mx);
+    row[c] = e;
+    sum += e;
+  }
+  return sum;
+}
+
 
 // ---- Philox-4x32-10, as pydl/backend/rng.py defines it ---------------------------------------
 inline uint32_t philox_word(uint64_t seed, uint64_t counter) {
@@ -224,12 +235,12 @@ struct Problem {
 
 // Scores of query rows i0..i0+bq against keys j0..j0+bk into s (bq x BKP), masked (additive
 // mask, causal, keys past S: -inf). kt holds the key tile transposed and already scaled.
-template <typename T>
+template <typename T, int VB>
 __attribute__((always_inline)) inline void score_tile(const Problem& P, int64_t b, const T* q,
                                                       int64_t i0, int64_t bq, int64_t j0, int64_t bk,
                                                       const T* kt, int64_t ldk, T* s) {
-  const int64_t BKP = round_up(bk, 2 * Vec<T>::W);
-  gemm_acc<T>(bq, BKP, P.E, q + i0 * P.E, P.E, 1, kt, ldk, s, BKP, false);
+  const int64_t BKP = round_up(bk, kPad<T>);
+  gemm_acc<T, VB>(bq, BKP, P.E, q + i0 * P.E, P.E, 1, kt, ldk, s, BKP, false);
   const T ninf = -std::numeric_limits<T>::infinity();
   const T* mp = nullptr;
   int64_t ms_i = 0, ms_j = 0;
@@ -267,10 +278,10 @@ inline void pack_transposed(const T* src, int64_t r0, int64_t n, int64_t cols, T
 }
 
 // max(init, row[0..n)), n a multiple of the vector width.
-template <typename T>
+template <typename T, int VB>
 __attribute__((always_inline)) inline T row_max(const T* row, int64_t n, T init) {
-  using V = typename Vec<T>::v;
-  constexpr int W = Vec<T>::W;
+  using V = typename Vec<T, VB>::v;
+  constexpr int W = Vec<T, VB>::W;
   V m = V{} + init;
   for (int64_t c = 0; c < n; c += W) {
     V x;
@@ -295,7 +306,7 @@ template <typename T>
 struct FwdScratch {
   std::vector<T> vp, s, o, m, l;
   void resize(const Problem& P) {
-    const int64_t BKP = round_up(BK, 2 * Vec<T>::W);
+    const int64_t BKP = round_up(BK, kPad<T>);
     vp.resize(P.Ev == P.EvP ? 0 : BK * P.EvP);
     s.resize(BQ * BKP);
     o.resize(BQ * P.EvP);
@@ -304,7 +315,7 @@ struct FwdScratch {
   }
 };
 
-template <typename T>
+template <typename T, int VB>
 __attribute__((always_inline)) inline void forward_item(const Problem& P, int64_t b, int64_t i0,
                                                         const T* q, const T* kt, const T* v, T* out,
                                                         T* lse, FwdScratch<T>& w) {
@@ -318,18 +329,18 @@ __attribute__((always_inline)) inline void forward_item(const Problem& P, int64_
   const int64_t j_end = P.causal ? std::min(P.S, i0 + bq) : P.S;
   for (int64_t j0 = 0; j0 < j_end; j0 += BK) {
     const int64_t bk = std::min(BK, P.S - j0);
-    const int64_t BKP = round_up(bk, 2 * Vec<T>::W);
-    score_tile(P, b, q, i0, bq, j0, bk, kt + j0 * P.E, BK, w.s.data());
+    const int64_t BKP = round_up(bk, kPad<T>);
+    score_tile<T, VB>(P, b, q, i0, bq, j0, bk, kt + j0 * P.E, BK, w.s.data());
     for (int64_t r = 0; r < bq; ++r) {
       T* row = w.s.data() + r * BKP;
-      const T mx = row_max(row, BKP, w.m[r]);
+      const T mx = row_max<T, VB>(row, BKP, w.m[r]);
       T* orow = w.o.data() + r * P.EvP;
       if (mx == ninf) {  // nothing to attend yet in this row
         for (int64_t c = 0; c < BKP; ++c) row[c] = T(0);
         continue;
       }
       const T alpha = std::exp(w.m[r] - mx);
-      const T sum = exp_shift_sum(row, BKP, mx);
+      const T sum = exp_shift_sum<T, VB>(row, BKP, mx);
       w.l[r] = w.l[r] * alpha + sum;
       w.m[r] = mx;
       if (alpha != T(1))
@@ -341,7 +352,7 @@ __attribute__((always_inline)) inline void forward_item(const Problem& P, int64_
       pack_rows(v, j0, bk, P.Ev, w.vp.data(), P.EvP);
       vt = w.vp.data();
     }
-    gemm_acc<T>(bq, P.EvP, bk, w.s.data(), BKP, 1, vt, P.EvP, w.o.data(), P.EvP, true);
+    gemm_acc<T, VB>(bq, P.EvP, bk, w.s.data(), BKP, 1, vt, P.EvP, w.o.data(), P.EvP, true);
   }
   for (int64_t r = 0; r < bq; ++r) {
     T* dst = out + (i0 + r) * P.Ev;
@@ -361,7 +372,7 @@ template <typename T>
 struct BwdScratch {
   std::vector<T> qp, dop, kp, kt, vt, s, dp, dk, dv, dq, dsum;
   void resize(const Problem& P) {
-    const int64_t BKP = round_up(BK, 2 * Vec<T>::W);
+    const int64_t BKP = round_up(BK, kPad<T>);
     qp.resize(P.L * P.EP);
     dop.resize(P.L * P.EvP);
     kp.resize(BK * P.EP);
@@ -376,7 +387,7 @@ struct BwdScratch {
 };
 
 // Gradients of head b from the key tiles t0..t1 (in units of BK); dq_acc is (L x EP).
-template <typename T>
+template <typename T, int VB>
 __attribute__((always_inline)) inline void backward_item(const Problem& P, int64_t b, int64_t t0,
                                                          int64_t t1, const T* q, const T* k,
                                                          const T* v, const T* o, const T* lse,
@@ -394,7 +405,7 @@ __attribute__((always_inline)) inline void backward_item(const Problem& P, int64
   std::vector<T> keep(P.drop.active() ? BK : 0);  // a row's keep / (1 - p) factors
   for (int64_t t = t0; t < t1; ++t) {
     const int64_t j0 = t * BK, bk = std::min(BK, P.S - j0);
-    const int64_t BKP = round_up(bk, 2 * Vec<T>::W);
+    const int64_t BKP = round_up(bk, kPad<T>);
     pack_transposed(k, j0, bk, P.E, w.kt.data(), BKP, sc);
     pack_transposed(v, j0, bk, P.Ev, w.vt.data(), BKP);
     pack_rows(k, j0, bk, P.E, w.kp.data(), P.EP);
@@ -403,7 +414,7 @@ __attribute__((always_inline)) inline void backward_item(const Problem& P, int64
     const int64_t i_start = P.causal ? j0 / BQ * BQ : 0;
     for (int64_t i0 = i_start; i0 < P.L; i0 += BQ) {
       const int64_t bq = std::min(BQ, P.L - i0);
-      score_tile(P, b, q, i0, bq, j0, bk, w.kt.data(), BKP, w.s.data());
+      score_tile<T, VB>(P, b, q, i0, bq, j0, bk, w.kt.data(), BKP, w.s.data());
       // s <- P = exp(s - lse); dp <- dO V^T
       for (int64_t r = 0; r < bq; ++r) {
         T* row = w.s.data() + r * BKP;
@@ -411,10 +422,10 @@ __attribute__((always_inline)) inline void backward_item(const Problem& P, int64
         if (ls == ninf) {
           for (int64_t c = 0; c < BKP; ++c) row[c] = T(0);
         } else {
-          exp_shift_sum(row, BKP, ls);
+          exp_shift_sum<T, VB>(row, BKP, ls);
         }
       }
-      gemm_acc<T>(bq, BKP, P.Ev, dout + i0 * P.Ev, P.Ev, 1, w.vt.data(), BKP, w.dp.data(), BKP,
+      gemm_acc<T, VB>(bq, BKP, P.Ev, dout + i0 * P.Ev, P.Ev, 1, w.vt.data(), BKP, w.dp.data(), BKP,
                   false);
       if (P.drop.active()) {
         // dV uses the dropped, rescaled P; dP picks up the same factor.
@@ -435,7 +446,7 @@ __attribute__((always_inline)) inline void backward_item(const Problem& P, int64
           }
         }
       } else {
-        gemm_acc<T>(bk, P.EvP, bq, w.s.data(), 1, BKP, w.dop.data() + i0 * P.EvP, P.EvP,
+        gemm_acc<T, VB>(bk, P.EvP, bq, w.s.data(), 1, BKP, w.dop.data() + i0 * P.EvP, P.EvP,
                     w.dv.data(), P.EvP, true);
       }
       // dS = P * (dP - D) * scale, into dp
@@ -445,9 +456,9 @@ __attribute__((always_inline)) inline void backward_item(const Problem& P, int64
         const T d = w.dsum[i0 + r];
         for (int64_t c = 0; c < BKP; ++c) dprow[c] = prow[c] * (dprow[c] - d) * sc;
       }
-      gemm_acc<T>(bq, P.EP, bk, w.dp.data(), BKP, 1, w.kp.data(), P.EP, dq_acc + i0 * P.EP, P.EP,
+      gemm_acc<T, VB>(bq, P.EP, bk, w.dp.data(), BKP, 1, w.kp.data(), P.EP, dq_acc + i0 * P.EP, P.EP,
                   true);
-      gemm_acc<T>(bk, P.EP, bq, w.dp.data(), 1, BKP, w.qp.data() + i0 * P.EP, P.EP, w.dk.data(),
+      gemm_acc<T, VB>(bk, P.EP, bq, w.dp.data(), 1, BKP, w.qp.data() + i0 * P.EP, P.EP, w.dk.data(),
                   P.EP, true);
     }
     for (int64_t r = 0; r < bk; ++r) {
@@ -457,35 +468,29 @@ __attribute__((always_inline)) inline void backward_item(const Problem& P, int64
   }
 }
 
-#define PYDL_ATTN_VARIANTS(T)                                                                      \
-  __attribute__((target("avx2,fma"))) void forward_item_avx2(                                      \
-      const Problem& P, int64_t b, int64_t i0, const T* q, const T* k, const T* v, T* out, T* lse, \
-      FwdScratch<T>& w) {                                                                          \
-    forward_item<T>(P, b, i0, q, k, v, out, lse, w);                                               \
+// Each tile loop compiled for one ISA: VB-byte vectors under the given target.
+#define PYDL_ATTN_VARIANT(T, NAME, TARGET, VB)                                                     \
+  TARGET void forward_item_##NAME(const Problem& P, int64_t b, int64_t i0, const T* q,             \
+                                  const T* k, const T* v, T* out, T* lse, FwdScratch<T>& w) {      \
+    forward_item<T, VB>(P, b, i0, q, k, v, out, lse, w);                                           \
   }                                                                                                \
-  void forward_item_base(const Problem& P, int64_t b, int64_t i0, const T* q, const T* k,          \
-                         const T* v, T* out, T* lse, FwdScratch<T>& w) {                           \
-    forward_item<T>(P, b, i0, q, k, v, out, lse, w);                                               \
-  }                                                                                                \
-  __attribute__((target("avx2,fma"))) void backward_item_avx2(                                     \
-      const Problem& P, int64_t b, int64_t t0, int64_t t1, const T* q, const T* k, const T* v,     \
-      const T* o, const T* lse, const T* dout, T* dk, T* dv, T* dq, BwdScratch<T>& w) {            \
-    backward_item<T>(P, b, t0, t1, q, k, v, o, lse, dout, dk, dv, dq, w);                          \
-  }                                                                                                \
-  void backward_item_base(const Problem& P, int64_t b, int64_t t0, int64_t t1, const T* q,         \
-                          const T* k, const T* v, const T* o, const T* lse, const T* dout, T* dk,  \
-                          T* dv, T* dq, BwdScratch<T>& w) {                                        \
-    backward_item<T>(P, b, t0, t1, q, k, v, o, lse, dout, dk, dv, dq, w);                          \
+  TARGET void backward_item_##NAME(const Problem& P, int64_t b, int64_t t0, int64_t t1,            \
+                                   const T* q, const T* k, const T* v, const T* o, const T* lse,   \
+                                   const T* dout, T* dk, T* dv, T* dq, BwdScratch<T>& w) {         \
+    backward_item<T, VB>(P, b, t0, t1, q, k, v, o, lse, dout, dk, dv, dq, w);                      \
   }
+#define PYDL_ATTN_VARIANTS(T)                                                     \
+  PYDL_ATTN_VARIANT(T, avx512, __attribute__((target("avx512f"))), 64)            \
+  PYDL_ATTN_VARIANT(T, avx2, __attribute__((target("avx2,fma"))), 32)             \
+  PYDL_ATTN_VARIANT(T, base, , 16)
 
 PYDL_ATTN_VARIANTS(float)
 PYDL_ATTN_VARIANTS(double)
 #undef PYDL_ATTN_VARIANTS
+#undef PYDL_ATTN_VARIANT
 
-bool cpu_has_avx2_fma() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
-}
+// The widest variant this CPU runs (PYDL_CPU_ISA caps it, as for the GEMM).
+inline gemm_detail::Isa attn_isa() { return gemm_detail::cpu_isa(); }
 
 void check_qkv(const char* op, const TensorView& q, const TensorView& k, const TensorView& v) {
   check_float(op, "query", q);
@@ -519,7 +524,7 @@ Problem make_problem(const char* op, const TensorView& q, const TensorView& k, c
   P.S = k.size(1);
   P.E = q.size(2);
   P.Ev = v.size(2);
-  const int64_t vw = 2 * (32 / dtype_size(q.dtype));
+  const int64_t vw = 128 / dtype_size(q.dtype);  // kPad: two of the widest vectors
   P.EP = round_up(P.E, vw);
   P.EvP = round_up(P.Ev, vw);
   P.scale = scale;
@@ -554,7 +559,7 @@ void run_forward(const Problem& P, const TensorView& q, const TensorView& k, con
   std::vector<T> kt_all(static_cast<size_t>(P.B * P.E * SP));
   T *op_ = out.ptr<T>(), *lp = lse.ptr<T>();
   const int64_t tiles = (P.L + BQ - 1) / BQ;
-  const bool fast = cpu_has_avx2_fma();
+  const gemm_detail::Isa isa = attn_isa();
 #pragma omp parallel
   {
 #pragma omp for schedule(static)
@@ -573,10 +578,13 @@ void run_forward(const Problem& P, const TensorView& q, const TensorView& k, con
       const T* qb = qp + b * P.L * P.E;
       const T* kb = kt_all.data() + b * P.E * SP;
       const T* vb = vp + b * P.S * P.Ev;
-      if (fast)
-        forward_item_avx2(P, b, t * BQ, qb, kb, vb, op_ + b * P.L * P.Ev, lp + b * P.L, w);
+      T* ob = op_ + b * P.L * P.Ev;
+      if (isa == gemm_detail::Isa::avx512)
+        forward_item_avx512(P, b, t * BQ, qb, kb, vb, ob, lp + b * P.L, w);
+      else if (isa == gemm_detail::Isa::avx2)
+        forward_item_avx2(P, b, t * BQ, qb, kb, vb, ob, lp + b * P.L, w);
       else
-        forward_item_base(P, b, t * BQ, qb, kb, vb, op_ + b * P.L * P.Ev, lp + b * P.L, w);
+        forward_item_base(P, b, t * BQ, qb, kb, vb, ob, lp + b * P.L, w);
     }
   }
 }
@@ -593,7 +601,7 @@ void run_backward(const Problem& P, const TensorView& q, const TensorView& k, co
   const int64_t per = (ktiles + chunks - 1) / chunks;
   chunks = std::max<int64_t>(1, (ktiles + per - 1) / per);
   std::vector<T> dq_acc(static_cast<size_t>(P.B * chunks * P.L * P.EP), T(0));
-  const bool fast = cpu_has_avx2_fma();
+  const gemm_detail::Isa isa = attn_isa();
 #pragma omp parallel
   {
     BwdScratch<T> w;
@@ -609,12 +617,14 @@ void run_backward(const Problem& P, const TensorView& q, const TensorView& k, co
       const T* gb = dout.ptr<T>() + b * P.L * P.Ev;
       const T* lb = lse.ptr<T>() + b * P.L;
       T* acc = dq_acc.data() + item * P.L * P.EP;
-      if (fast)
-        backward_item_avx2(P, b, t0, t1, qb, kb, vb, ob, lb, gb, dk.ptr<T>() + b * P.S * P.E,
-                           dv.ptr<T>() + b * P.S * P.Ev, acc, w);
+      T* dkb = dk.ptr<T>() + b * P.S * P.E;
+      T* dvb = dv.ptr<T>() + b * P.S * P.Ev;
+      if (isa == gemm_detail::Isa::avx512)
+        backward_item_avx512(P, b, t0, t1, qb, kb, vb, ob, lb, gb, dkb, dvb, acc, w);
+      else if (isa == gemm_detail::Isa::avx2)
+        backward_item_avx2(P, b, t0, t1, qb, kb, vb, ob, lb, gb, dkb, dvb, acc, w);
       else
-        backward_item_base(P, b, t0, t1, qb, kb, vb, ob, lb, gb, dk.ptr<T>() + b * P.S * P.E,
-                           dv.ptr<T>() + b * P.S * P.Ev, acc, w);
+        backward_item_base(P, b, t0, t1, qb, kb, vb, ob, lb, gb, dkb, dvb, acc, w);
     }
 #pragma omp for schedule(static)
     for (int64_t row = 0; row < P.B * P.L; ++row) {
