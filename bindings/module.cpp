@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include "bindings/views.h"
+#include "csrc/cpu/gemm.h"
 #include "pydl_build_config.h"
 
 namespace py = pybind11;
@@ -36,6 +37,9 @@ PYBIND11_MODULE(_C, m) {
     d["cuda_version"] = PYDL_BUILD_CUDA_VERSION;
     d["compiler"] = PYDL_BUILD_CXX_COMPILER;
     d["openmp_threads"] = omp_get_max_threads();
+    // The micro-kernels the CPU kernels run on this machine (PYDL_CPU_ISA caps the choice).
+    static const char* const isa_names[] = {"sse2", "avx2", "avx512"};
+    d["cpu_kernels"] = isa_names[static_cast<int>(pydl::cpu::gemm_detail::cpu_isa())];
     return d;
   });
 

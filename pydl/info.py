@@ -40,6 +40,7 @@ def collect() -> dict:
         "cuda compiler": build["cuda_version"] or "-",
         "host compiler": build["compiler"],
         "openmp threads": build["openmp_threads"],
+        "cpu kernels": build["cpu_kernels"],
         "gpu": gpu,
         "numpy": _version("numpy"),
         "cupy": cupy_v,

@@ -1,4 +1,5 @@
 """The installed package: the compiled module, build facts and `pydl info`."""
+import os
 import subprocess
 import sys
 
@@ -13,6 +14,19 @@ def test_compiled_module_imports_and_reports_build():
         assert "90a" in info["cuda_archs"] and "80" in info["cuda_archs"]
         assert info["cuda_version"]
     assert info["openmp_threads"] >= 1
+    assert info["cpu_kernels"] in ("sse2", "avx2", "avx512")
+
+
+def test_cpu_kernel_choice_can_be_capped():
+    """PYDL_CPU_ISA caps the micro-kernels (read once per process), never widens them."""
+    code = "from pydl import _C; print(_C.build_info()['cpu_kernels'])"
+    best = _C.build_info()["cpu_kernels"]
+    for cap, want in (("generic", "sse2"), ("avx2", "sse2" if best == "sse2" else "avx2"),
+                      ("avx512", best)):
+        env = dict(os.environ, PYDL_CPU_ISA=cap)
+        got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env=env, check=True).stdout.strip()
+        assert got == want, (cap, got, want)
 
 
 def test_cuda_availability_is_consistent():

@@ -58,7 +58,8 @@ def markdown(results: dict) -> str:
     lines = [f"# pydl bench: {env['device']}", ""]
     lines += [f"- command: `{run['command']}` ({run['time']}, commit `{run['commit']}`)" for run in runs]
     lines.append(f"- pydl {env['pydl']}, PyTorch {env['torch']}, Python {env['python']}, "
-                 f"threads {env['threads']}")
+                 f"threads {env['threads']}"
+                 + (f", pydl CPU kernels {env['cpu_kernels']}" if env.get("cpu_kernels") else ""))
     for k in ("driver", "cuda_runtime", "cupy"):
         if k in env:
             lines.append(f"- {k}: {env[k]}")

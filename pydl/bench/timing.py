@@ -132,7 +132,8 @@ def environment(device: str) -> dict:
     import pydl
 
     env = {"pydl": pydl.__version__, "torch": torch.__version__, "python": platform.python_version(),
-           "commit": git_commit(), "threads": torch.get_num_threads()}
+           "commit": git_commit(), "threads": torch.get_num_threads(),
+           "cpu_kernels": pydl._C.build_info()["cpu_kernels"]}
     if device == "cuda":
         import cupy
 
