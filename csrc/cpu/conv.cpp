@@ -330,8 +330,12 @@ void backward_weight_impl(const Geom& g, const T* x, const T* dy, T* dw) {
   dispatch<T>([&](auto kern) {
     using Kern = decltype(kern);
     constexpr int MR = Kern::MR, NR = Kern::NR;
-    constexpr int64_t KC = 256, RB = gemm_detail::MC;  // pixels per slice, rows (taps) per item
+    constexpr int64_t KC = 256;  // pixels per slice
     const int64_t KT = g.k(), OCG = g.ocg(), P = g.pixels(), NP = g.n * P, OCP = round_up(OCG, NR);
+    // Rows (taps) per item: as many as keep the item's accumulators within about 512 KiB, so
+    // that dy^T, packed once per item and slice, is shared by many taps.
+    const int64_t RB = std::min(round_up(KT, MR),
+                                std::max<int64_t>(96, (1 << 17) / OCP / MR * MR));
     const int64_t row_blocks = (KT + RB - 1) / RB, threads = omp_get_max_threads();
     // Few row blocks: split the pixels too, into chunks of whole KC slices.
     int64_t psplit = std::max<int64_t>(1, (2 * threads + g.groups * row_blocks - 1) / (g.groups * row_blocks));
@@ -345,7 +349,7 @@ void backward_weight_impl(const Geom& g, const T* x, const T* dy, T* dw) {
       thread_local std::vector<T> apack, bpack, cbuf;
       thread_local std::vector<Run> runs;
       apack.resize(RB * KC), bpack.resize(OCP * KC), cbuf.resize(RB * OCP);
-      alignas(64) T tile[MR * NR];
+      const int64_t cpanels = OCP / NR;  // cbuf holds MR x NR tiles, row panel by column panel
 #pragma omp for schedule(dynamic, 1)
       for (int64_t it = 0; it < items; ++it) {
         const int64_t ps = it % psplit, rb = (it / psplit) % row_blocks, gi = it / (psplit * row_blocks);
@@ -396,19 +400,18 @@ void backward_weight_impl(const Geom& g, const T* x, const T* dy, T* dw) {
               for (int64_t q = 0; q < R.len; ++q) dd[q * NR] = src[q];
             }
           }
-          for (int64_t jp = 0; jp < OCP; jp += NR) {
-            for (int64_t ip = 0; ip < rows; ip += MR) {
-              Kern::micro(kc, apack.data() + ip * kc, bpack.data() + jp * kc, tile);
-              for (int64_t r = 0; r < MR; ++r) {
-                T* cr = cbuf.data() + (ip + r) * OCP + jp;
-                for (int64_t q = 0; q < NR; ++q) cr[q] += tile[r * NR + q];
-              }
-            }
-          }
+          for (int64_t jp = 0; jp < OCP; jp += NR)
+            for (int64_t ip = 0; ip < rows; ip += MR)
+              Kern::micro(kc, apack.data() + ip * kc, bpack.data() + jp * kc,
+                          cbuf.data() + (ip / MR * cpanels + jp / NR) * MR * NR, true);
         }
         T* out = ps == 0 ? dw : partial.data() + (ps - 1) * wsize;
         for (int64_t o = 0; o < OCG; ++o)
-          for (int64_t r = r0; r < r1; ++r) out[(gi * OCG + o) * KT + r] = cbuf[(r - r0) * OCP + o];
+          for (int64_t r = r0; r < r1; ++r) {
+            const int64_t rr = r - r0;
+            out[(gi * OCG + o) * KT + r] =
+                cbuf[((rr / MR * cpanels + o / NR) * MR + rr % MR) * NR + o % NR];
+          }
       }
 #pragma omp barrier
       if (psplit > 1) {
