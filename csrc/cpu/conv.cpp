@@ -63,7 +63,7 @@ inline int64_t runs_of(int64_t j, int64_t nr, int64_t U, int64_t V, Run* out) {
 
 // d[q] = row[w0 + q * s] for q < len where 0 <= w0 + q * s < width, zero elsewhere.
 template <typename T>
-inline void copy_row(const T* row, int64_t w0, int64_t s, int64_t width, int64_t len, T* d) {
+__attribute__((always_inline)) inline void copy_row(const T* row, int64_t w0, int64_t s, int64_t width, int64_t len, T* d) {
   int64_t qa = w0 >= 0 ? 0 : (-w0 + s - 1) / s;
   int64_t qb = w0 >= width ? 0 : (width - w0 + s - 1) / s;
   qa = std::min(qa, len);
@@ -94,7 +94,7 @@ struct Gather {
   const T* apack = nullptr;  // A packed by pack_a
 
   template <int NR>
-  void pack_b(int64_t k0, int64_t kc, int64_t j, int64_t nr, T* dst_panel) const {
+  __attribute__((always_inline)) void pack_b(int64_t k0, int64_t kc, int64_t j, int64_t nr, T* dst_panel) const {
     Run runs[NR];
     const int64_t nrun = runs_of(j, nr, U, V, runs);
     const int64_t nth = offh.size(), ntw = offw.size(), taps = nth * ntw;
@@ -120,7 +120,7 @@ struct Gather {
   }
 
   template <int NR>
-  void store(int64_t i, int64_t j, int64_t mr, int64_t nr, const T* tile) const {
+  __attribute__((always_inline)) void store(int64_t i, int64_t j, int64_t mr, int64_t nr, const T* tile) const {
     Run runs[NR];
     const int64_t nrun = runs_of(j, nr, U, V, runs);
     for (int64_t r = 0; r < mr; ++r) {
@@ -140,6 +140,24 @@ struct Gather {
     }
   }
 };
+
+// The gather and scatter compiled for the ISA of the micro-kernel they feed (they are most
+// of the work outside it; the rest of this file is built for the baseline target).
+#define PYDL_GATHER_VARIANT(NAME, TARGET)                                                          \
+  template <typename T, int NR>                                                                    \
+  TARGET void pack_b_##NAME(const Gather<T>& G, int64_t k0, int64_t kc, int64_t j, int64_t nr,     \
+                            T* d) {                                                                \
+    G.template pack_b<NR>(k0, kc, j, nr, d);                                                       \
+  }                                                                                                \
+  template <typename T, int NR>                                                                    \
+  TARGET void store_##NAME(const Gather<T>& G, int64_t i, int64_t j, int64_t mr, int64_t nr,       \
+                           const T* t) {                                                           \
+    G.template store<NR>(i, j, mr, nr, t);                                                         \
+  }
+PYDL_GATHER_VARIANT(avx512, __attribute__((target("avx512f"))))
+PYDL_GATHER_VARIANT(avx2, __attribute__((target("avx2,fma"))))
+PYDL_GATHER_VARIANT(base, )
+#undef PYDL_GATHER_VARIANT
 
 // Runs every job (their A matrices already packed) over OpenMP work items.
 template <typename Kern, typename T>
@@ -185,9 +203,15 @@ void run_gathers(const std::vector<Gather<T>>& jobs) {
       const Gather<T>& G = jobs[I.job];
       run_block<Kern>(
           G.M, G.K, I.m0, I.m1, I.j0, I.nc, G.apack, bpack.data(),
-          [&](int64_t k0, int64_t kc, int64_t j, int64_t nr, T* d) { G.template pack_b<NR>(k0, kc, j, nr, d); },
+          [&](int64_t k0, int64_t kc, int64_t j, int64_t nr, T* d) {
+            if constexpr (Kern::isa == gemm_detail::Isa::avx512) pack_b_avx512<T, NR>(G, k0, kc, j, nr, d);
+            else if constexpr (Kern::isa == gemm_detail::Isa::avx2) pack_b_avx2<T, NR>(G, k0, kc, j, nr, d);
+            else pack_b_base<T, NR>(G, k0, kc, j, nr, d);
+          },
           [&](int64_t i, int64_t j, int64_t mr, int64_t nr, const T* t) {
-            G.template store<NR>(i, j, mr, nr, t);
+            if constexpr (Kern::isa == gemm_detail::Isa::avx512) store_avx512<T, NR>(G, i, j, mr, nr, t);
+            else if constexpr (Kern::isa == gemm_detail::Isa::avx2) store_avx2<T, NR>(G, i, j, mr, nr, t);
+            else store_base<T, NR>(G, i, j, mr, nr, t);
           });
     }
   }

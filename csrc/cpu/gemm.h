@@ -95,6 +95,7 @@ inline Isa cpu_isa() {
 // The register tile and micro-kernel of one ISA.
 template <typename T, gemm_detail::Isa I>
 struct Kernel {
+  static constexpr gemm_detail::Isa isa = I;
   static constexpr int MR = I == gemm_detail::Isa::avx512 ? 8 : 6;
   static constexpr int NR =
       (I == gemm_detail::Isa::avx512 ? 128 : I == gemm_detail::Isa::avx2 ? 64 : 32) / sizeof(T);
