@@ -41,7 +41,8 @@ cp "$BUILD"/_C*.so "$WORK/pydl/"
 if [[ $# -eq 0 ]]; then
   set -- tests/test_cpu_kernels.py tests/test_conv.py tests/test_attention.py tests/test_pool.py \
          tests/test_errors.py tests/test_bad_input.py tests/test_properties.py \
-         tests/test_functional.py tests/test_ops_interop.py tests/test_out_of_memory.py
+         tests/test_functional.py tests/test_ops_interop.py tests/test_out_of_memory.py \
+         tests/test_conv_kernels.py tests/test_cpu_isa.py
 fi
 
 # An editable install of pydl (pip install -e, as CI does) redirects `import pydl` through a
