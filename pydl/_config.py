@@ -4,6 +4,8 @@ PYDL_DEVICE      default device for new tensors ("cpu" or "cuda"); default "cpu"
 PYDL_ALLOW_TF32  "1" lets float32 matrix products use TF32 tensor cores on the GPU
                  (default off: float32 stays exact float32, as in PyTorch).
 PYDL_NUM_THREADS OpenMP threads for the CPU kernels (OpenMP's default otherwise).
+PYDL_CPU_ISA     "avx2" or "generic" caps the CPU kernels' micro-kernels (AVX-512, AVX2, SSE2)
+                 below the widest the CPU has; read by the compiled module (csrc/cpu/gemm.h).
 """
 import os
 

@@ -1,6 +1,8 @@
 // conv2d on the CPU: forward, gradient of the input, gradient of the weight (NCHW, groups,
 // stride, padding, dilation), all as implicit GEMMs on the packed micro-kernels of
-// csrc/cpu/gemm.h; no im2col matrix is ever built.
+// csrc/cpu/gemm.h; no im2col matrix is built (but for the input gradient of layers with fewer
+// input channels per group than a register tile has rows, such as an RGB stem, which goes
+// through blocks of columns and col2im).
 //
 // Forward: C (OC/g, N*OH*OW) = W (OC/g, C/g*KH*KW) @ B, where each B micro-panel is gathered
 // straight from the input image (rows are (channel, tap), columns output pixels, across
