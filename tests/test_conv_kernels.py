@@ -2,7 +2,8 @@
 PyTorch in float64, on geometries chosen to cross the implicit GEMM's edges: K deeper than
 one packed slice, row counts that are not whole register tiles, column panels spanning
 several images, images smaller than a panel, stride phases that no tap reaches, the
-few-channel path of the input gradient, groups and depthwise. Each runs with the widest
+few-channel path of the input gradient, groups and depthwise, and rows wide enough for the
+in-place (direct) reading of stride-1 sources. Each runs with the widest
 micro-kernel this CPU has; tests/test_cpu_isa.py reruns the file with the narrower ones."""
 import numpy as np
 import pytest
@@ -27,6 +28,13 @@ GEOMS = [
     (2, 8, 9, 10, 8, 4, 1, 1, 1, 1, (9, 10)),    # even window, "same": more pad at the end
     (1, 24, 14, 14, 48, 5, 2, 2, 1, 3, None),
     (5, 10, 1, 37, 7, 3, 1, 1, 1, 1, None),      # one-row images
+    # Wide rows: stride-1 sources are read in place from a zero-padded copy (direct mode).
+    (2, 20, 6, 40, 24, 3, 1, 1, 1, 1, None),
+    (2, 8, 9, 33, 12, 3, 1, 2, 2, 1, None),      # dilation 2
+    (1, 6, 5, 30, 10, 4, 1, 1, 1, 2, (5, 30)),   # even window, "same", groups
+    (2, 16, 12, 64, 8, 3, 2, 1, 1, 1, None),     # stride 2: the input gradient's phases
+    (1, 8, 4, 48, 8, 3, 1, 1, 1, 8, None),       # depthwise
+    (2, 70, 3, 50, 9, 1, 1, 0, 1, 1, None),      # 1x1
 ]
 
 

@@ -94,6 +94,14 @@ struct Gather {
   const T* bias = nullptr;
   int64_t M = 0, K = 0, N = 0;
   const T* apack = nullptr;  // A packed by pack_a
+  // Direct mode (unit source strides): B read in place from a zero-padded copy of the source,
+  // xp (images x channels x Hp x Wp). An image's GEMM columns are then the Hp x Wp grid's
+  // first U rows, all Wp wide (t = u * Wp + v), so a panel's row k is NR consecutive elements
+  // at xp + koff[k] + t; the columns with v >= V are computed and dropped.
+  bool direct = false;
+  const T* xp = nullptr;
+  int64_t xp_img = 0, Hp = 0, Wp = 0, P0h = 0, P0w = 0;
+  std::vector<int64_t> koff;
 
   template <int NR>
   __attribute__((always_inline)) void pack_b(int64_t k0, int64_t kc, int64_t j, int64_t nr, T* dst_panel) const {
@@ -143,6 +151,104 @@ struct Gather {
   }
 };
 
+// Direct mode's store: columns [t, t + nr) of image n's Wp-wide grid, those with v < V kept.
+template <typename T>
+void store_direct(const Gather<T>& G, int64_t n, int64_t i, int64_t t, int64_t mr, int64_t nr,
+                  const T* tile, int64_t NR) {
+  for (int64_t q0 = 0; q0 < nr;) {
+    const int64_t u = (t + q0) / G.Wp, v = (t + q0) % G.Wp;
+    const int64_t len = std::min(G.Wp - v, nr - q0);
+    const int64_t keep = std::min(len, std::max<int64_t>(0, G.V - v));
+    if (keep > 0 && u < G.U) {
+      for (int64_t r = 0; r < mr; ++r) {
+        T* o = G.dst + n * G.d_img + (i + r) * G.d_ch + (u * G.du + G.a) * G.Wd + v * G.dv + G.b;
+        const T* tt = tile + r * NR + q0;
+        const T add = G.bias ? G.bias[i + r] : T(0);
+        if (G.dv == 1) {
+          for (int64_t q = 0; q < keep; ++q) o[q] = tt[q] + add;
+        } else {
+          for (int64_t q = 0; q < keep; ++q) o[q * G.dv] = tt[q] + add;
+        }
+      }
+    }
+    q0 += len;
+  }
+}
+
+// run_block for direct mode: rows [m0, m1), columns [t0, t0 + nc) of one image, B in place.
+template <typename Kern, typename T>
+void run_block_direct(const Gather<T>& G, int64_t n, int64_t m0, int64_t m1, int64_t t0, int64_t nc) {
+  constexpr int MR = Kern::MR, NR = Kern::NR;
+  thread_local std::vector<T> tiles;
+  const int64_t panels = (nc + NR - 1) / NR, rows = (m1 - m0 + MR - 1) / MR * MR;
+  if (static_cast<int64_t>(tiles.size()) < rows * panels * NR) tiles.resize(rows * panels * NR);
+  T* tl = tiles.data();
+  const T* base = G.xp + n * G.xp_img + t0;
+  for (int64_t pc = 0; pc < G.K; pc += gemm_detail::KC) {
+    const int64_t kc = std::min(gemm_detail::KC, G.K - pc);
+    for (int64_t ip = m0; ip < m1; ip += MR)
+      for (int64_t p = 0; p < panels; ++p)
+        Kern::micro_off(kc, G.apack + ip * G.K + pc * MR, base + p * NR, G.koff.data() + pc,
+                        tl + ((ip - m0) * panels + p * MR) * NR, pc > 0);
+  }
+  for (int64_t ip = m0; ip < m1; ip += MR)
+    for (int64_t p = 0; p < panels; ++p)
+      store_direct(G, n, ip, t0 + p * NR, std::min<int64_t>(MR, G.M - ip),
+                   std::min<int64_t>(NR, nc - p * NR), tl + ((ip - m0) * panels + p * MR) * NR, NR);
+}
+
+// Zero-padded copies of the sources of the jobs that can run in direct mode (unit source
+// strides, and no more than an eighth of the computed columns dropped), into buf.
+template <typename Kern, typename T>
+void prepare_direct(std::vector<Gather<T>>& jobs, int64_t images, std::vector<T>& buf) {
+  std::vector<int64_t> offsets;
+  int64_t total = 0;
+  for (auto& G : jobs) {
+    offsets.push_back(total);
+    if (G.M <= 0 || G.N <= 0 || G.K <= 0 || G.su != 1 || G.sv != 1) continue;
+    const auto [mnh, mxh] = std::minmax_element(G.offh.begin(), G.offh.end());
+    const auto [mnw, mxw] = std::minmax_element(G.offw.begin(), G.offw.end());
+    G.P0h = std::max<int64_t>(0, -*mnh), G.P0w = std::max<int64_t>(0, -*mnw);
+    G.Hp = G.U + *mxh + G.P0h, G.Wp = G.V + *mxw + G.P0w;
+    if (G.Hp <= 0 || G.Wp <= 0 || 8 * G.V < 7 * G.Wp) continue;
+    G.direct = true;
+    const int64_t cs = G.K / static_cast<int64_t>(G.offh.size() * G.offw.size());
+    G.xp_img = cs * G.Hp * G.Wp;
+    total += images * G.xp_img + Kern::NR + G.Wp;  // slack: the last panels read past the end
+  }
+  if (total == 0) return;
+  if (static_cast<int64_t>(buf.size()) < total) buf.resize(total);
+  for (size_t g = 0; g < jobs.size(); ++g) {
+    auto& G = jobs[g];
+    if (!G.direct) continue;
+    T* xp = buf.data() + offsets[g];
+    G.xp = xp;
+    const int64_t cs = G.xp_img / (G.Hp * G.Wp), nth = G.offh.size(), ntw = G.offw.size();
+    G.koff.resize(G.K);
+    for (int64_t c = 0; c < cs; ++c)
+      for (int64_t th = 0; th < nth; ++th)
+        for (int64_t tw = 0; tw < ntw; ++tw)
+          G.koff[(c * nth + th) * ntw + tw] =
+              (c * G.Hp + G.offh[th] + G.P0h) * G.Wp + G.offw[tw] + G.P0w;
+#pragma omp parallel for schedule(static)
+    for (int64_t nc = 0; nc < images * cs; ++nc) {
+      const int64_t n = nc / cs, c = nc % cs;
+      const T* src = G.src + n * G.s_img + c * G.s_ch;
+      T* dst = xp + nc * G.Hp * G.Wp;
+      for (int64_t r = 0; r < G.Hp; ++r) {
+        T* d = dst + r * G.Wp;
+        const int64_t sr = r - G.P0h;
+        if (sr < 0 || sr >= G.Hs) {
+          std::fill(d, d + G.Wp, T(0));
+          continue;
+        }
+        copy_row(src + sr * G.Ws, -G.P0w, 1, G.Ws, G.Wp, d);
+      }
+    }
+    std::fill(xp + images * G.xp_img, xp + images * G.xp_img + Kern::NR + G.Wp, T(0));
+  }
+}
+
 // The gather and scatter compiled for the ISA of the micro-kernel they feed (they are most
 // of the work outside it; the rest of this file is built for the baseline target).
 #define PYDL_GATHER_VARIANT(NAME, TARGET)                                                          \
@@ -163,16 +269,21 @@ PYDL_GATHER_VARIANT(base, )
 
 // Runs every job (their A matrices already packed) over OpenMP work items.
 template <typename Kern, typename T>
-void run_gathers(const std::vector<Gather<T>>& jobs) {
+void run_gathers(std::vector<Gather<T>>& jobs, int64_t images) {
   constexpr int MR = Kern::MR, NR = Kern::NR;
   struct Item {
-    int64_t job, m0, m1, j0, nc;
+    int64_t job, n, m0, m1, j0, nc;  // n: the image, in direct mode
   };
+  thread_local std::vector<T> padded;  // kept between calls: no page faults
+  prepare_direct<Kern>(jobs, images, padded);
   const int64_t threads = omp_get_max_threads();
+  auto blocks = [&](const Gather<T>& G, int64_t ncb) -> int64_t {
+    if (G.M <= 0 || G.N <= 0 || G.K <= 0) return 0;
+    return G.direct ? images * ((G.U * G.Wp + ncb - 1) / ncb) : (G.N + ncb - 1) / ncb;
+  };
   auto count = [&](int64_t ncb) {
     int64_t c = 0;
-    for (const auto& G : jobs)
-      if (G.M > 0 && G.N > 0 && G.K > 0) c += (G.N + ncb - 1) / ncb;
+    for (const auto& G : jobs) c += blocks(G, ncb);
     return c;
   };
   int64_t ncb = round_up(128, NR);
@@ -185,14 +296,22 @@ void run_gathers(const std::vector<Gather<T>>& jobs) {
   int64_t kmax = 0;
   for (int64_t g = 0; g < static_cast<int64_t>(jobs.size()); ++g) {
     const auto& G = jobs[g];
-    if (G.M <= 0 || G.N <= 0 || G.K <= 0) continue;
+    if (blocks(G, ncb) == 0) continue;
     kmax = std::max(kmax, G.K);
     const int64_t panels = (G.M + MR - 1) / MR;
     const int64_t parts = std::max<int64_t>(1, std::min(row_split, panels / 4));
     const int64_t per = (panels + parts - 1) / parts * MR;
-    for (int64_t j0 = 0; j0 < G.N; j0 += ncb)
-      for (int64_t m0 = 0; m0 < G.M; m0 += per)
-        items.push_back({g, m0, std::min(G.M, m0 + per), j0, std::min(ncb, G.N - j0)});
+    if (G.direct) {
+      const int64_t nv = G.U * G.Wp;
+      for (int64_t n = 0; n < images; ++n)
+        for (int64_t j0 = 0; j0 < nv; j0 += ncb)
+          for (int64_t m0 = 0; m0 < G.M; m0 += per)
+            items.push_back({g, n, m0, std::min(G.M, m0 + per), j0, std::min(ncb, nv - j0)});
+    } else {
+      for (int64_t j0 = 0; j0 < G.N; j0 += ncb)
+        for (int64_t m0 = 0; m0 < G.M; m0 += per)
+          items.push_back({g, -1, m0, std::min(G.M, m0 + per), j0, std::min(ncb, G.N - j0)});
+    }
   }
   const int64_t bsize = bpack_size<Kern>(kmax, ncb);
 #pragma omp parallel
@@ -203,6 +322,10 @@ void run_gathers(const std::vector<Gather<T>>& jobs) {
     for (int64_t it = 0; it < static_cast<int64_t>(items.size()); ++it) {
       const Item& I = items[it];
       const Gather<T>& G = jobs[I.job];
+      if (G.direct) {
+        run_block_direct<Kern>(G, I.n, I.m0, I.m1, I.j0, I.nc);
+        continue;
+      }
       run_block<Kern>(
           G.M, G.K, I.m0, I.m1, I.j0, I.nc, G.apack, bpack.data(),
           [&](int64_t k0, int64_t kc, int64_t j, int64_t nr, T* d) {
@@ -241,7 +364,7 @@ void forward_impl(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
       G.apack = abuf.data() + gi * asize;
       pack_a<Kern>(M, K, w + gi * M * K, K, 1, abuf.data() + gi * asize);
     }
-    run_gathers<Kern>(jobs);
+    run_gathers<Kern>(jobs, g.n);
   });
 }
 
@@ -346,7 +469,7 @@ void backward_input_impl(const Geom& g, const T* dy, const T* w, T* dx) {
         }
       }
     }
-    run_gathers<Kern>(jobs);
+    run_gathers<Kern>(jobs, g.n);
   });
 }
 

@@ -56,6 +56,50 @@ inline __attribute__((always_inline)) void micro_body(int64_t kc, const T* __res
     for (int j = 0; j < NV; ++j) *reinterpret_cast<VU*>(tile + i * NR + j * W) = acc[i][j];
 }
 
+// The same product with B read in place: row k of the kc x NR panel starts at base + koff[k]
+// (NR contiguous elements), so a convolution over a zero-padded image needs no packing.
+template <typename T, int VB, int MR, int NR>
+inline __attribute__((always_inline)) void micro_off_body(int64_t kc, const T* __restrict a,
+                                                          const T* base, const int64_t* koff,
+                                                          T* __restrict tile, bool accumulate) {
+  constexpr int W = VB / sizeof(T), NV = NR / W;
+  typedef T V __attribute__((vector_size(VB)));
+  typedef T VU __attribute__((vector_size(VB), aligned(sizeof(T))));
+  V acc[MR][NV];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NV; ++j)
+      acc[i][j] = accumulate ? *reinterpret_cast<const VU*>(tile + i * NR + j * W) : V{};
+  for (int64_t k = 0; k < kc; ++k) {
+    const T* b = base + koff[k];
+    V bv[NV];
+    for (int j = 0; j < NV; ++j) bv[j] = *reinterpret_cast<const VU*>(b + j * W);
+    for (int i = 0; i < MR; ++i) {
+      const T ai = a[k * MR + i];
+      for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NV; ++j) *reinterpret_cast<VU*>(tile + i * NR + j * W) = acc[i][j];
+}
+
+template <typename T>
+__attribute__((target("avx512f"))) void micro_off_avx512(int64_t kc, const T* a, const T* base,
+                                                         const int64_t* koff, T* tile, bool acc) {
+  micro_off_body<T, 64, 8, 128 / sizeof(T)>(kc, a, base, koff, tile, acc);
+}
+
+template <typename T>
+__attribute__((target("avx2,fma"))) void micro_off_avx2(int64_t kc, const T* a, const T* base,
+                                                        const int64_t* koff, T* tile, bool acc) {
+  micro_off_body<T, 32, 6, 64 / sizeof(T)>(kc, a, base, koff, tile, acc);
+}
+
+template <typename T>
+void micro_off_generic(int64_t kc, const T* a, const T* base, const int64_t* koff, T* tile,
+                       bool acc) {
+  micro_off_body<T, 16, 6, 32 / sizeof(T)>(kc, a, base, koff, tile, acc);
+}
+
 template <typename T>
 __attribute__((target("avx512f"))) void micro_avx512(int64_t kc, const T* a, const T* b, T* tile,
                                                      bool accumulate) {
@@ -104,6 +148,15 @@ struct Kernel {
     if constexpr (I == gemm_detail::Isa::avx512) gemm_detail::micro_avx512<T>(kc, a, b, tile, accumulate);
     else if constexpr (I == gemm_detail::Isa::avx2) gemm_detail::micro_avx2<T>(kc, a, b, tile, accumulate);
     else gemm_detail::micro_generic<T>(kc, a, b, tile, accumulate);
+  }
+  // tile = (accumulate ? tile : 0) + a (kc x MR panel) x B, B's row k at base + koff[k]
+  static void micro_off(int64_t kc, const T* a, const T* base, const int64_t* koff, T* tile,
+                        bool accumulate) {
+    if constexpr (I == gemm_detail::Isa::avx512)
+      gemm_detail::micro_off_avx512<T>(kc, a, base, koff, tile, accumulate);
+    else if constexpr (I == gemm_detail::Isa::avx2)
+      gemm_detail::micro_off_avx2<T>(kc, a, base, koff, tile, accumulate);
+    else gemm_detail::micro_off_generic<T>(kc, a, base, koff, tile, accumulate);
   }
 };
 
