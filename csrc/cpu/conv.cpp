@@ -8,6 +8,11 @@
 // straight from the input image (rows are (channel, tap), columns output pixels, across
 // images so that small late-stage images still fill the register tile), and each finished
 // tile is scattered into the NCHW output. The weights are packed once per call.
+// Direct mode: where the source is read at unit stride (stride-1 forwards, every phase of an
+// input gradient) and its rows are wide, the source is copied once into a zero-padded buffer
+// and the micro-kernel reads B's rows in place (NR consecutive elements at a per-tap offset),
+// with no gather; the columns then run over the padded width, and the padding columns
+// (at most an eighth) are computed and dropped.
 // Input gradient: the same gather GEMM run on dy, once per stride phase (ih % sh, iw % sw):
 // within a phase only the taps with (phase + pad - tap * dil) % stride == 0 reach a pixel,
 // at a fixed offset, so each phase is a stride-1 gather with a sub-kernel of the transposed
