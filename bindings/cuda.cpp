@@ -16,6 +16,8 @@ void register_cuda(py::module_& m) {
   m.def("device_capability", &pydl::cuda::device_capability, py::arg("device") = 0);
   register_cuda_gemm(m);
   register_cuda_rowops(m);
+  register_cuda_attention(m);
+  register_cuda_conv(m);
 #else
   m.attr("compiled") = false;
   m.def("device_count", [] { return 0; });

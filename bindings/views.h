@@ -27,5 +27,7 @@ void register_cpu_conv(py::module_& m);
 // Defined only in builds with CUDA kernels (bindings/cuda_*.cpp).
 void register_cuda_gemm(py::module_& m);
 void register_cuda_rowops(py::module_& m);
+void register_cuda_attention(py::module_& m);
+void register_cuda_conv(py::module_& m);
 
 }  // namespace pydl::bind

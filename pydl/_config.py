@@ -6,6 +6,9 @@ PYDL_ALLOW_TF32  "1" lets float32 matrix products use TF32 tensor cores on the G
 PYDL_NUM_THREADS OpenMP threads for the CPU kernels (OpenMP's default otherwise).
 PYDL_CPU_ISA     "avx2" or "generic" caps the CPU kernels' micro-kernels (AVX-512, AVX2, SSE2)
                  below the widest the CPU has; read by the compiled module (csrc/cpu/gemm.h).
+PYDL_CUDA_INTERIM a comma list of op families ("attention", "conv") that run on the GPU through
+                 the interim blockwise paths (pydl/backend/xp_*.py, products on pydl's GEMM)
+                 instead of their fused kernels; for comparison and as a fallback.
 """
 import os
 
@@ -18,3 +21,5 @@ if NUM_THREADS:
 # compiled module loads OpenMP, so it must be set before that).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ALLOW_TF32 = os.environ.get("PYDL_ALLOW_TF32", "0") == "1"
+CUDA_INTERIM = frozenset(f.strip() for f in os.environ.get("PYDL_CUDA_INTERIM", "").split(",")
+                         if f.strip())
