@@ -35,6 +35,12 @@ GEOMS = [
     (2, 16, 12, 64, 8, 3, 2, 1, 1, 1, None),     # stride 2: the input gradient's phases
     (1, 8, 4, 48, 8, 3, 1, 1, 1, 8, None),       # depthwise
     (2, 70, 3, 50, 9, 1, 1, 0, 1, 1, None),      # 1x1
+    # Few input channels per group: the weight gradient as dot products along output rows.
+    (2, 2, 11, 19, 5, 3, 3, 2, 2, 1, None),      # stride 3, dilation 2: phase planes
+    (3, 1, 17, 16, 4, 5, 1, 2, 1, 1, None),      # rows of 16: dy read in place
+    (2, 3, 9, 10, 6, 4, 2, 1, 1, 1, (5, 5)),     # even window, asymmetric padding, stride 2
+    (1, 4, 6, 7, 8, 3, 1, 1, 1, 4, None),        # channel multiplier 2
+    (2, 3, 40, 37, 13, 7, 2, 3, 1, 1, None),     # stem-like, 13 output channels (tile tails)
 ]
 
 

@@ -32,6 +32,10 @@
 #include "csrc/dispatch.h"
 
 namespace pydl::cpu {
+#ifndef PYDL_DW
+#define PYDL_DW 8
+#define PYDL_DN 7
+#endif
 
 namespace {
 
@@ -215,7 +219,7 @@ void prepare_direct(std::vector<Gather<T>>& jobs, int64_t images, std::vector<T>
     const auto [mnw, mxw] = std::minmax_element(G.offw.begin(), G.offw.end());
     G.P0h = std::max<int64_t>(0, -*mnh), G.P0w = std::max<int64_t>(0, -*mnw);
     G.Hp = G.U + *mxh + G.P0h, G.Wp = G.V + *mxw + G.P0w;
-    if (G.Hp <= 0 || G.Wp <= 0 || 8 * G.V < 7 * G.Wp) continue;
+    if (G.Hp <= 0 || G.Wp <= 0 || PYDL_DW * G.V < PYDL_DN * G.Wp) continue;
     G.direct = true;
     const int64_t cs = G.K / static_cast<int64_t>(G.offh.size() * G.offw.size());
     G.xp_img = cs * G.Hp * G.Wp;
@@ -478,11 +482,178 @@ void backward_input_impl(const Geom& g, const T* dy, const T* w, T* dx) {
   });
 }
 
+// Weight gradient for few input channels per group (an RGB stem, depthwise layers), where the
+// GEMM's packing, a transpose of every (tap, pixel) pair, costs as much as its multiplies:
+// dW[o][tap] = sum over pixels of dy[o][p] * x_tap[p], as dot products along output rows with
+// vector lanes across pixels, so both operands are read in place at unit stride. x is copied
+// once into zero-padded planes split by stride phase (xq[n][c][a][b][u][v] =
+// x[n][c][u*sh + a - ph][v*sw + b - pw]), in which every tap's source for output row oh is
+// one contiguous run; dy is copied once into rows padded to whole vectors with zeros. A
+// register tile of MO channels x NT taps accumulates over a band of rows before its
+// horizontal sums; OpenMP runs over bands, each thread summing into its own copy of dW.
+namespace wgrad_rows {
+
+// One register tile: sums[o][t] += sum over `rows` rows and nvec vectors of dy_o * x_t, the
+// rows of dy_o at dy0 + o * dy_ch + r * dy_row, those of x_t at x0[t] + r * x_row.
+template <typename T, int VB, int MO, int NT>
+__attribute__((always_inline)) inline void tile_rows(const T* dy0, int64_t dy_ch,
+                                                     const T* const* x0, int64_t rows,
+                                                     int64_t dy_row, int64_t x_row, int64_t nvec,
+                                                     T* sums, int64_t ldsum) {
+  constexpr int W = VB / sizeof(T);
+  typedef T V __attribute__((vector_size(VB)));
+  typedef T VU __attribute__((vector_size(VB), aligned(sizeof(T))));
+  V acc[MO][NT];
+  for (int o = 0; o < MO; ++o)
+    for (int t = 0; t < NT; ++t) acc[o][t] = V{};
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* dyr = dy0 + r * dy_row;
+    const T* xr[NT];
+    for (int t = 0; t < NT; ++t) xr[t] = x0[t] + r * x_row;
+    for (int64_t q = 0; q < nvec; ++q) {
+      V d[MO];
+      for (int o = 0; o < MO; ++o) d[o] = *reinterpret_cast<const VU*>(dyr + o * dy_ch + q * W);
+      for (int t = 0; t < NT; ++t) {
+        const V xv = *reinterpret_cast<const VU*>(xr[t] + q * W);
+        for (int o = 0; o < MO; ++o) acc[o][t] += d[o] * xv;
+      }
+    }
+  }
+  for (int o = 0; o < MO; ++o)
+    for (int t = 0; t < NT; ++t) {
+      T s = T(0);
+      for (int l = 0; l < W; ++l) s += acc[o][t][l];
+      sums[o * ldsum + t] += s;
+    }
+}
+
+#define PYDL_WGRAD_ROWS_VARIANT(NAME, TARGET, VB)                                                  \
+  template <typename T, int MO, int NT>                                                            \
+  TARGET void tile_rows_##NAME(const T* dy0, int64_t dy_ch, const T* const* x0, int64_t rows,       \
+                               int64_t dy_row, int64_t x_row, int64_t nvec, T* sums,               \
+                               int64_t ldsum) {                                                    \
+    tile_rows<T, VB, MO, NT>(dy0, dy_ch, x0, rows, dy_row, x_row, nvec, sums, ldsum);              \
+  }
+PYDL_WGRAD_ROWS_VARIANT(avx512, __attribute__((target("avx512f"))), 64)
+PYDL_WGRAD_ROWS_VARIANT(avx2, __attribute__((target("avx2,fma"))), 32)
+PYDL_WGRAD_ROWS_VARIANT(base, , 16)
+#undef PYDL_WGRAD_ROWS_VARIANT
+
+template <typename T, gemm_detail::Isa I, int MO, int NT>
+void call(const T* dy0, int64_t dy_ch, const T* const* x0, int64_t rows, int64_t dy_row,
+          int64_t x_row, int64_t nvec, T* sums, int64_t ldsum) {
+  if constexpr (I == gemm_detail::Isa::avx512)
+    tile_rows_avx512<T, MO, NT>(dy0, dy_ch, x0, rows, dy_row, x_row, nvec, sums, ldsum);
+  else if constexpr (I == gemm_detail::Isa::avx2)
+    tile_rows_avx2<T, MO, NT>(dy0, dy_ch, x0, rows, dy_row, x_row, nvec, sums, ldsum);
+  else
+    tile_rows_base<T, MO, NT>(dy0, dy_ch, x0, rows, dy_row, x_row, nvec, sums, ldsum);
+}
+
+// The (mo, nt) tile variant, mo <= MO and nt <= NT, chosen at run time for the tails.
+template <typename T, gemm_detail::Isa I, int MO, int NT>
+void call_tail(int mo, int nt, const T* dy0, int64_t dy_ch, const T* const* x0, int64_t rows,
+               int64_t dy_row, int64_t x_row, int64_t nvec, T* sums, int64_t ldsum) {
+  if constexpr (MO > 1) {
+    if (mo < MO)
+      return call_tail<T, I, MO - 1, NT>(mo, nt, dy0, dy_ch, x0, rows, dy_row, x_row, nvec, sums,
+                                         ldsum);
+  }
+  if constexpr (NT > 1) {
+    if (nt < NT)
+      return call_tail<T, I, MO, NT - 1>(mo, nt, dy0, dy_ch, x0, rows, dy_row, x_row, nvec, sums,
+                                         ldsum);
+  }
+  call<T, I, MO, NT>(dy0, dy_ch, x0, rows, dy_row, x_row, nvec, sums, ldsum);
+}
+
+}  // namespace wgrad_rows
+
+template <typename T, typename Kern>
+void backward_weight_rows(const Geom& g, const T* x, const T* dy, T* dw) {
+  constexpr gemm_detail::Isa I = Kern::isa;
+  constexpr int VB = I == gemm_detail::Isa::avx512 ? 64 : I == gemm_detail::Isa::avx2 ? 32 : 16;
+  constexpr int W = VB / sizeof(T);
+  constexpr int MO = I == gemm_detail::Isa::avx512 ? 4 : 2;  // 4 x 6 (+ 5) of 32 zmm registers,
+  constexpr int NT = I == gemm_detail::Isa::avx512 ? 6 : 5;  // 2 x 5 (+ 3) of 16 ymm or xmm
+  const int64_t OW = g.ow, OH = g.oh, OWp = round_up(OW, W), nvec = OWp / W;
+  // Phase planes: tap i reads plane row oh + (i*dh)/sh of phase (i*dh)%sh; columns likewise.
+  const int64_t Hq = OH + (g.kh - 1) * g.dh / g.sh, Wq = OWp + (g.kw - 1) * g.dw / g.sw;
+  const int64_t phases = g.sh * g.sw, plane = Hq * Wq;
+  const int64_t KT = g.k(), OCG = g.ocg();
+  thread_local std::vector<T> xq;  // kept between calls: no page faults
+  xq.resize(g.n * g.c * phases * plane);
+  T* const xqp = xq.data();  // thread_local: the other threads must use this thread's buffer
+  std::vector<T> dyq(OWp == OW ? 0 : g.n * g.oc * OH * OWp);  // dy itself when rows fill vectors
+#pragma omp parallel for schedule(static)
+  for (int64_t nc = 0; nc < g.n * g.c; ++nc) {
+    const T* src = x + nc * g.h * g.w;
+    for (int64_t a = 0; a < g.sh; ++a)
+      for (int64_t b = 0; b < g.sw; ++b) {
+        T* dst = xqp + (nc * phases + a * g.sw + b) * plane;
+        for (int64_t u = 0; u < Hq; ++u) {
+          const int64_t hh = u * g.sh + a - g.ph;
+          if (hh < 0 || hh >= g.h) std::fill(dst + u * Wq, dst + (u + 1) * Wq, T(0));
+          else copy_row(src + hh * g.w, b - g.pw, g.sw, g.w, Wq, dst + u * Wq);
+        }
+      }
+  }
+#pragma omp parallel for schedule(static) if (OWp != OW)
+  for (int64_t r = 0; r < (OWp == OW ? 0 : g.n * g.oc * OH); ++r) {
+    std::copy(dy + r * OW, dy + (r + 1) * OW, dyq.data() + r * OWp);
+    std::fill(dyq.data() + r * OWp + OW, dyq.data() + (r + 1) * OWp, T(0));
+  }
+  // Source offset of tap (c, i, j) within an image's phase planes, for output row 0.
+  std::vector<int64_t> toff(KT);
+  for (int64_t c = 0; c < g.cg(); ++c)
+    for (int64_t i = 0; i < g.kh; ++i)
+      for (int64_t j = 0; j < g.kw; ++j) {
+        const int64_t a = i * g.dh % g.sh, b = j * g.dw % g.sw;
+        toff[(c * g.kh + i) * g.kw + j] =
+            (c * phases + a * g.sw + b) * plane + (i * g.dh / g.sh) * Wq + j * g.dw / g.sw;
+      }
+  // Bands of output rows: long enough that the horizontal sums are a few percent of the work.
+  const int64_t band = std::max<int64_t>(1, std::min(OH, (2048 + OWp - 1) / OWp));
+  const int64_t bands = (OH + band - 1) / band, items = g.n * bands;
+  const int64_t threads = omp_get_max_threads(), wsize = g.oc * KT;
+  std::vector<T> partial(threads * wsize, T(0));
+#pragma omp parallel
+  {
+    T* sums = partial.data() + omp_get_thread_num() * wsize;
+    const T* xt[NT];
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t it = 0; it < items; ++it) {
+      const int64_t n = it / bands, r0 = (it % bands) * band, rows = std::min(band, OH - r0);
+      for (int64_t gi = 0; gi < g.groups; ++gi) {
+        const T* ximg = xqp + (n * g.c + gi * g.cg()) * phases * plane + r0 * Wq;
+        const T* dyb = (OWp == OW ? dy : dyq.data()) + ((n * g.oc + gi * OCG) * OH + r0) * OWp;
+        for (int64_t o0 = 0; o0 < OCG; o0 += MO) {
+          const int mo = static_cast<int>(std::min<int64_t>(MO, OCG - o0));
+          for (int64_t t0 = 0; t0 < KT; t0 += NT) {
+            const int nt = static_cast<int>(std::min<int64_t>(NT, KT - t0));
+            for (int t = 0; t < nt; ++t) xt[t] = ximg + toff[t0 + t];
+            wgrad_rows::call_tail<T, I, MO, NT>(mo, nt, dyb + o0 * OH * OWp, OH * OWp, xt, rows,
+                                                OWp, Wq, nvec,
+                                                sums + (gi * OCG + o0) * KT + t0, KT);
+          }
+        }
+      }
+    }
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < wsize; ++i) {
+    T s = T(0);
+    for (int64_t u = 0; u < threads; ++u) s += partial[u * wsize + i];
+    dw[i] = s;
+  }
+}
+
 // dW^T (taps, OC/g) = cols (taps, pixels) @ dy^T (pixels, OC/g) for every group.
 template <typename T>
 void backward_weight_impl(const Geom& g, const T* x, const T* dy, T* dw) {
   dispatch<T>([&](auto kern) {
     using Kern = decltype(kern);
+    if (g.cg() < Kern::MR) return backward_weight_rows<T, Kern>(g, x, dy, dw);
     constexpr int MR = Kern::MR, NR = Kern::NR;
     constexpr int64_t KC = 256;  // pixels per slice
     const int64_t KT = g.k(), OCG = g.ocg(), P = g.pixels(), NP = g.n * P, OCP = round_up(OCG, NR);
