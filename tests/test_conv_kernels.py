@@ -3,7 +3,7 @@ PyTorch in float64, on geometries chosen to cross the implicit GEMM's edges: K d
 one packed slice, row counts that are not whole register tiles, column panels spanning
 several images, images smaller than a panel, stride phases that no tap reaches, the
 few-channel path of the input gradient, groups and depthwise, and rows wide enough for the
-in-place (direct) reading of stride-1 sources. Each runs with the widest
+in-place (direct) reading of sources, strided ones split by stride phase. Each runs with the widest
 micro-kernel this CPU has; tests/test_cpu_isa.py reruns the file with the narrower ones."""
 import numpy as np
 import pytest
@@ -35,6 +35,11 @@ GEOMS = [
     (2, 16, 12, 64, 8, 3, 2, 1, 1, 1, None),     # stride 2: the input gradient's phases
     (1, 8, 4, 48, 8, 3, 1, 1, 1, 8, None),       # depthwise
     (2, 70, 3, 50, 9, 1, 1, 0, 1, 1, None),      # 1x1
+    # Strided sources read in place from planes split by stride phase (direct mode).
+    (2, 8, 30, 70, 12, 3, 2, 1, 1, 1, None),
+    (1, 6, 20, 100, 8, 3, 3, 2, 2, 1, None),     # stride 3, dilation 2: phases 0, 2, 1
+    (2, 16, 10, 66, 8, 1, 2, 0, 1, 1, None),     # 1x1 stride 2: one phase copied
+    (1, 4, 9, 75, 6, 4, 2, 1, 1, 2, (5, 37)),    # even window, asymmetric padding, groups
     # Few input channels per group: the weight gradient as dot products along output rows.
     (2, 2, 11, 19, 5, 3, 3, 2, 2, 1, None),      # stride 3, dilation 2: phase planes
     (3, 1, 17, 16, 4, 5, 1, 2, 1, 1, None),      # rows of 16: dy read in place

@@ -32,10 +32,6 @@
 #include "csrc/dispatch.h"
 
 namespace pydl::cpu {
-#ifndef PYDL_DW
-#define PYDL_DW 8
-#define PYDL_DN 7
-#endif
 
 namespace {
 
@@ -206,53 +202,86 @@ void run_block_direct(const Gather<T>& G, int64_t n, int64_t m0, int64_t m1, int
                    std::min<int64_t>(NR, nc - p * NR), tl + ((ip - m0) * panels + p * MR) * NR, NR);
 }
 
-// Zero-padded copies of the sources of the jobs that can run in direct mode (unit source
-// strides, and no more than an eighth of the computed columns dropped), into buf.
+// Zero-padded copies of the sources of the jobs that can run in direct mode (no more than an
+// eighth of the computed columns dropped), into buf. A strided source is split by stride
+// phase: with e = off + P0 >= 0 a tap's offset from the padded origin, output (u, v) of tap
+// (th, tw) reads plane (e_th % su, e_tw % sv) at row u + e_th / su, column v + e_tw / sv, so
+// every tap is again a unit-stride run, at a fixed offset; only the phases some tap reaches
+// are copied.
 template <typename Kern, typename T>
 void prepare_direct(std::vector<Gather<T>>& jobs, int64_t images, std::vector<T>& buf) {
   std::vector<int64_t> offsets;
+  std::vector<std::vector<int64_t>> pha(jobs.size()), phb(jobs.size());  // phases copied
   int64_t total = 0;
-  for (auto& G : jobs) {
+  for (size_t gj = 0; gj < jobs.size(); ++gj) {
+    auto& G = jobs[gj];
     offsets.push_back(total);
-    if (G.M <= 0 || G.N <= 0 || G.K <= 0 || G.su != 1 || G.sv != 1) continue;
-    const auto [mnh, mxh] = std::minmax_element(G.offh.begin(), G.offh.end());
-    const auto [mnw, mxw] = std::minmax_element(G.offw.begin(), G.offw.end());
-    G.P0h = std::max<int64_t>(0, -*mnh), G.P0w = std::max<int64_t>(0, -*mnw);
-    G.Hp = G.U + *mxh + G.P0h, G.Wp = G.V + *mxw + G.P0w;
-    if (G.Hp <= 0 || G.Wp <= 0 || PYDL_DW * G.V < PYDL_DN * G.Wp) continue;
+    if (G.M <= 0 || G.N <= 0 || G.K <= 0) continue;
+    G.P0h = std::max<int64_t>(0, -*std::min_element(G.offh.begin(), G.offh.end()));
+    G.P0w = std::max<int64_t>(0, -*std::min_element(G.offw.begin(), G.offw.end()));
+    int64_t mh = 0, mw = 0;
+    for (int64_t o : G.offh) {
+      mh = std::max(mh, (o + G.P0h) / G.su);
+      pha[gj].push_back((o + G.P0h) % G.su);
+    }
+    for (int64_t o : G.offw) {
+      mw = std::max(mw, (o + G.P0w) / G.sv);
+      phb[gj].push_back((o + G.P0w) % G.sv);
+    }
+    for (auto* ph : {&pha[gj], &phb[gj]}) {
+      std::sort(ph->begin(), ph->end());
+      ph->erase(std::unique(ph->begin(), ph->end()), ph->end());
+    }
+    G.Hp = G.U + mh, G.Wp = G.V + mw;
+    // An image's columns are computed in whole panels: on small images the padding columns
+    // and the last panel's rounding together must stay within an eighth too.
+    if (G.Hp <= 0 || G.Wp <= 0 || 8 * G.V < 7 * G.Wp ||
+        8 * G.U * G.V < 7 * round_up(G.U * G.Wp, Kern::NR))
+      continue;
     G.direct = true;
     const int64_t cs = G.K / static_cast<int64_t>(G.offh.size() * G.offw.size());
-    G.xp_img = cs * G.Hp * G.Wp;
+    G.xp_img = cs * pha[gj].size() * phb[gj].size() * G.Hp * G.Wp;
     total += images * G.xp_img + Kern::NR + G.Wp;  // slack: the last panels read past the end
   }
   if (total == 0) return;
   if (static_cast<int64_t>(buf.size()) < total) buf.resize(total);
-  for (size_t g = 0; g < jobs.size(); ++g) {
-    auto& G = jobs[g];
+  for (size_t gj = 0; gj < jobs.size(); ++gj) {
+    auto& G = jobs[gj];
     if (!G.direct) continue;
-    T* xp = buf.data() + offsets[g];
+    T* xp = buf.data() + offsets[gj];
     G.xp = xp;
-    const int64_t cs = G.xp_img / (G.Hp * G.Wp), nth = G.offh.size(), ntw = G.offw.size();
+    const auto& A = pha[gj];
+    const auto& B = phb[gj];
+    const int64_t na = A.size(), nb = B.size(), plane = G.Hp * G.Wp;
+    const int64_t cs = G.xp_img / (na * nb * plane), nth = G.offh.size(), ntw = G.offw.size();
+    auto index = [](const std::vector<int64_t>& v, int64_t x) {
+      return static_cast<int64_t>(std::lower_bound(v.begin(), v.end(), x) - v.begin());
+    };
     G.koff.resize(G.K);
     for (int64_t c = 0; c < cs; ++c)
       for (int64_t th = 0; th < nth; ++th)
-        for (int64_t tw = 0; tw < ntw; ++tw)
-          G.koff[(c * nth + th) * ntw + tw] =
-              (c * G.Hp + G.offh[th] + G.P0h) * G.Wp + G.offw[tw] + G.P0w;
+        for (int64_t tw = 0; tw < ntw; ++tw) {
+          const int64_t eh = G.offh[th] + G.P0h, ew = G.offw[tw] + G.P0w;
+          const int64_t pl = (c * na + index(A, eh % G.su)) * nb + index(B, ew % G.sv);
+          G.koff[(c * nth + th) * ntw + tw] = pl * plane + eh / G.su * G.Wp + ew / G.sv;
+        }
 #pragma omp parallel for schedule(static)
     for (int64_t nc = 0; nc < images * cs; ++nc) {
       const int64_t n = nc / cs, c = nc % cs;
       const T* src = G.src + n * G.s_img + c * G.s_ch;
-      T* dst = xp + nc * G.Hp * G.Wp;
-      for (int64_t r = 0; r < G.Hp; ++r) {
-        T* d = dst + r * G.Wp;
-        const int64_t sr = r - G.P0h;
-        if (sr < 0 || sr >= G.Hs) {
-          std::fill(d, d + G.Wp, T(0));
-          continue;
+      for (int64_t ia = 0; ia < na; ++ia)
+        for (int64_t ib = 0; ib < nb; ++ib) {
+          T* dst = xp + ((nc * na + ia) * nb + ib) * plane;
+          for (int64_t r = 0; r < G.Hp; ++r) {
+            T* d = dst + r * G.Wp;
+            const int64_t sr = r * G.su + A[ia] - G.P0h;
+            if (sr < 0 || sr >= G.Hs) {
+              std::fill(d, d + G.Wp, T(0));
+              continue;
+            }
+            copy_row(src + sr * G.Ws, B[ib] - G.P0w, G.sv, G.Ws, G.Wp, d);
+          }
         }
-        copy_row(src + sr * G.Ws, -G.P0w, 1, G.Ws, G.Wp, d);
-      }
     }
     std::fill(xp + images * G.xp_img, xp + images * G.xp_img + Kern::NR + G.Wp, T(0));
   }
