@@ -6,6 +6,8 @@ PYDL_ALLOW_TF32  "1" lets float32 matrix products use TF32 tensor cores on the G
 PYDL_NUM_THREADS OpenMP threads for the CPU kernels (OpenMP's default otherwise).
 PYDL_CPU_ISA     "avx2" or "generic" caps the CPU kernels' micro-kernels (AVX-512, AVX2, SSE2)
                  below the widest the CPU has; read by the compiled module (csrc/cpu/gemm.h).
+PYDL_CPU_WINOGRAD "0" keeps 3x3 stride-1 convolutions on the CPU's implicit GEMM instead of
+                 Winograd F(2x2, 3x3); read by the compiled module (csrc/cpu/conv.cpp).
 PYDL_CUDA_INTERIM a comma list of op families ("attention", "conv") that run on the GPU through
                  the interim blockwise paths (pydl/backend/xp_*.py, products on pydl's GEMM)
                  instead of their fused kernels; for comparison and as a fallback.

@@ -2,8 +2,9 @@
 PyTorch in float64, on geometries chosen to cross the implicit GEMM's edges: K deeper than
 one packed slice, row counts that are not whole register tiles, column panels spanning
 several images, images smaller than a panel, stride phases that no tap reaches, the
-few-channel path of the input gradient, groups and depthwise, and rows wide enough for the
-in-place (direct) reading of sources, strided ones split by stride phase. Each runs with the widest
+few-channel paths of the input and weight gradients, groups and depthwise, rows wide enough
+for the in-place (direct) reading of sources, strided ones split by stride phase, and the
+Winograd F(2x2, 3x3) path of 3x3 stride-1 layers. Each runs with the widest
 micro-kernel this CPU has; tests/test_cpu_isa.py reruns the file with the narrower ones."""
 import numpy as np
 import pytest
@@ -40,6 +41,13 @@ GEOMS = [
     (1, 6, 20, 100, 8, 3, 3, 2, 2, 1, None),     # stride 3, dilation 2: phases 0, 2, 1
     (2, 16, 10, 66, 8, 1, 2, 0, 1, 1, None),     # 1x1 stride 2: one phase copied
     (1, 4, 9, 75, 6, 4, 2, 1, 1, 2, (5, 37)),    # even window, asymmetric padding, groups
+    # 3x3 stride 1 with 32+ channels each side: Winograd F(2x2, 3x3).
+    (1, 300, 5, 7, 40, 3, 1, 1, 1, 1, None),     # C deeper than one packed slice
+    (3, 32, 4, 5, 33, 3, 1, 0, 1, 1, None),      # odd 2x3 outputs: partial tiles, across images
+    (2, 40, 5, 6, 36, 3, 1, 2, 1, 1, None),      # padding 2
+    (2, 32, 6, 6, 40, 3, 1, 1, 1, 1, (7, 7)),    # more padding at the far edge
+    (1, 33, 1, 1, 34, 3, 1, 1, 1, 1, None),      # one pixel
+    (1, 40, 9, 9, 140, 3, 1, 1, 1, 1, None),     # output channels over several panel groups
     # Few input channels per group: the weight gradient as dot products along output rows.
     (2, 2, 11, 19, 5, 3, 3, 2, 2, 1, None),      # stride 3, dilation 2: phase planes
     (3, 1, 17, 16, 4, 5, 1, 2, 1, 1, None),      # rows of 16: dy read in place

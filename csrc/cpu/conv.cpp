@@ -27,6 +27,7 @@
 
 #include <omp.h>
 
+#include "csrc/cpu/conv_winograd.h"
 #include "csrc/cpu/gemm.h"
 #include "csrc/cpu/kernels.h"
 #include "csrc/dispatch.h"
@@ -380,10 +381,29 @@ void run_gathers(std::vector<Gather<T>>& jobs, int64_t images) {
   }
 }
 
+// 3x3, stride 1, undilated, ungrouped, with channels wide enough that the GEMMs dominate
+// the transforms: Winograd F(2x2, 3x3) (csrc/cpu/conv_winograd.h). PYDL_CPU_WINOGRAD=0 keeps
+// such layers on the implicit GEMM (for comparison, and to test that path on them).
+inline bool winograd_fits(const Geom& g) {
+  static const bool enabled = [] {
+    const char* v = std::getenv("PYDL_CPU_WINOGRAD");
+    return !(v && std::string(v) == "0");
+  }();
+  return enabled && g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 &&
+         g.dw == 1 && g.groups == 1 && g.c >= 32 && g.oc >= 32;
+}
+
 template <typename T>
 void forward_impl(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
   dispatch<T>([&](auto kern) {
     using Kern = decltype(kern);
+    if (winograd_fits(g)) {
+      const int64_t C = g.c;
+      return winograd::conv3x3<Kern>(
+          g.n, g.c, g.h, g.w, g.oc, g.oh, g.ow, g.ph, g.pw, x,
+          [&](int64_t o, int64_t ci, int i, int j) { return w[((o * C + ci) * 3 + i) * 3 + j]; },
+          bias, y);
+    }
     std::vector<Gather<T>> jobs(g.groups);
     const int64_t M = g.ocg(), K = g.k(), P = g.pixels(), asize = padded_rows<Kern>(M) * K;
     thread_local std::vector<T> abuf;  // kept between calls: no page faults for big weights
@@ -466,6 +486,15 @@ void backward_input_impl(const Geom& g, const T* dy, const T* w, T* dx) {
   dispatch<T>([&](auto kern) {
     using Kern = decltype(kern);
     if (g.cg() < Kern::MR) return backward_input_col2im(g, dy, w, dx);
+    if (winograd_fits(g)) {  // dx = dy convolved with the flipped, transposed weights
+      const int64_t C = g.c;
+      return winograd::conv3x3<Kern>(
+          g.n, g.oc, g.oh, g.ow, g.c, g.h, g.w, 2 - g.ph, 2 - g.pw, dy,
+          [&](int64_t ci, int64_t o, int i, int j) {
+            return w[((o * C + ci) * 3 + (2 - i)) * 3 + (2 - j)];
+          },
+          static_cast<const T*>(nullptr), dx);
+    }
     const int64_t M = g.cg(), OCG = g.ocg(), P = g.pixels();
     std::vector<Gather<T>> jobs;
     thread_local std::vector<T> abuf;  // kept between calls: no page faults for big weights
