@@ -41,6 +41,10 @@ GEOMS = [
     (1, 6, 20, 100, 8, 3, 3, 2, 2, 1, None),     # stride 3, dilation 2: phases 0, 2, 1
     (2, 16, 10, 66, 8, 1, 2, 0, 1, 1, None),     # 1x1 stride 2: one phase copied
     (1, 4, 9, 75, 6, 4, 2, 1, 1, 2, (5, 37)),    # even window, asymmetric padding, groups
+    # Weight gradient from an NHWC copy, read in place (ungrouped, 8+ channels, not 1x1).
+    (2, 13, 9, 10, 40, 3, 2, 1, 1, 1, None),     # channels not whole register tiles
+    (1, 24, 11, 12, 70, 5, 1, 2, 2, 1, None),    # dilation 2, 70 output channels (panel tails)
+    (3, 16, 20, 21, 8, 3, 1, 1, 1, 1, None),     # 1,323 pixels: several slices and chunks
     # 3x3 stride 1 with 32+ channels each side: Winograd F(2x2, 3x3).
     (1, 300, 5, 7, 40, 3, 1, 1, 1, 1, None),     # C deeper than one packed slice
     (3, 32, 4, 5, 33, 3, 1, 0, 1, 1, None),      # odd 2x3 outputs: partial tiles, across images

@@ -706,12 +706,113 @@ void backward_weight_rows(const Geom& g, const T* x, const T* dy, T* dw) {
   }
 }
 
+// Weight gradient of an ungrouped layer with no packing in its loop: x is copied once into a
+// zero-padded NHWC buffer with channels rounded up to whole register tiles (Cp), and dy once
+// into dy^T (pixels, OC rounded up to whole panels). With the GEMM's rows ordered (tap,
+// channel), a register tile's MR rows are MR consecutive channels of one tap, which for a
+// given pixel sit side by side in the NHWC copy; so the micro-kernel reads A's columns and
+// B's rows (a pixel's output channels in dy^T) in place. Work items own blocks of rows and,
+// when there are few, chunks of pixels, whose partial sums are added at the end.
+template <typename T, typename Kern>
+void backward_weight_nhwc(const Geom& g, const T* x, const T* dy, T* dw) {
+  constexpr int MR = Kern::MR, NR = Kern::NR;
+  constexpr int64_t KC = 256;  // pixels per slice
+  const int64_t C = g.c, OC = g.oc, Cp = round_up(C, MR), OCP = round_up(OC, NR);
+  const int64_t Hp = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1;
+  const int64_t Wp = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+  const int64_t P = g.pixels(), NP = g.n * P, taps = g.kh * g.kw, rows = taps * Cp;
+  thread_local std::vector<T> xh_buf, dyt_buf;  // kept between calls: no page faults
+  xh_buf.resize(g.n * Hp * Wp * Cp);
+  dyt_buf.resize(NP * OCP);
+  T* const xh = xh_buf.data();  // thread_local: the other threads must use this thread's buffers
+  T* const dyt = dyt_buf.data();
+#pragma omp parallel for schedule(static)
+  for (int64_t nr = 0; nr < g.n * Hp; ++nr) {
+    const int64_t n = nr / Hp, r = nr % Hp, hh = r - g.ph;
+    T* d = xh + nr * Wp * Cp;
+    std::fill(d, d + Wp * Cp, T(0));
+    if (hh < 0 || hh >= g.h) continue;
+    const int64_t q0 = std::max<int64_t>(0, g.pw), q1 = std::min(Wp, g.w + g.pw);
+    for (int64_t c = 0; c < C; ++c) {
+      const T* src = x + ((n * C + c) * g.h + hh) * g.w;
+      for (int64_t q = q0; q < q1; ++q) d[q * Cp + c] = src[q - g.pw];
+    }
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t p0 = 0; p0 < NP; p0 += 64) {  // blocks of 64 pixels: rows of dy^T stay in cache
+    const int64_t p1 = std::min(NP, p0 + 64);
+    for (int64_t p = p0; p < p1; ++p) std::fill(dyt + p * OCP + OC, dyt + (p + 1) * OCP, T(0));
+    for (int64_t o = 0; o < OC; ++o)
+      for (int64_t p = p0; p < p1; ++p) {
+        const int64_t n = p / P, q = p % P;
+        dyt[p * OCP + o] = dy[(n * OC + o) * P + q];
+      }
+  }
+  // Items: blocks of rows (as many as keep the accumulators near 512 KiB) and pixel chunks.
+  const int64_t RB = std::min(round_up(rows, MR), std::max<int64_t>(MR, (1 << 17) / OCP / MR * MR));
+  const int64_t row_blocks = (rows + RB - 1) / RB, threads = omp_get_max_threads();
+  int64_t psplit = std::max<int64_t>(1, (2 * threads + row_blocks - 1) / row_blocks);
+  psplit = std::min(psplit, (NP + KC - 1) / KC);
+  const int64_t pchunk = round_up((NP + psplit - 1) / psplit, KC);
+  psplit = (NP + pchunk - 1) / pchunk;
+  const int64_t wsize = OC * C * taps, items = row_blocks * psplit;
+  std::vector<T> partial(psplit > 1 ? (psplit - 1) * wsize : 0);
+  const int64_t cpanels = OCP / NR;
+#pragma omp parallel
+  {
+    thread_local std::vector<T> cbuf;
+    thread_local std::vector<int64_t> aoff;
+    cbuf.resize(RB * OCP);
+    aoff.resize(KC);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t it = 0; it < items; ++it) {
+      const int64_t ps = it % psplit, rb = it / psplit;
+      const int64_t r0 = rb * RB, r1 = std::min(rows, r0 + RB);
+      const int64_t p0 = ps * pchunk, p1 = std::min(NP, p0 + pchunk);
+      std::fill(cbuf.begin(), cbuf.begin() + (r1 - r0) * OCP, T(0));
+      for (int64_t pc = p0; pc < p1; pc += KC) {
+        const int64_t kc = std::min(KC, p1 - pc);
+        for (int64_t k = 0; k < kc; ++k) {
+          const int64_t p = pc + k, n = p / P, oh = (p % P) / g.ow, ow = p % g.ow;
+          aoff[k] = ((n * Hp + oh * g.sh) * Wp + ow * g.sw) * Cp;
+        }
+        for (int64_t r = r0; r < r1; r += MR) {
+          const int64_t t = r / Cp, c0 = r % Cp, i = t / g.kw, j = t % g.kw;
+          const T* abase = xh + (i * g.dh * Wp + j * g.dw) * Cp + c0;
+          for (int64_t jp = 0; jp < OCP; jp += NR)
+            Kern::micro_ab(kc, abase, aoff.data(), dyt + pc * OCP + jp, OCP,
+                           cbuf.data() + ((r - r0) / MR * cpanels + jp / NR) * MR * NR, true);
+        }
+      }
+      T* out = ps == 0 ? dw : partial.data() + (ps - 1) * wsize;
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t t = r / Cp, c = r % Cp, rr = r - r0;
+        if (c >= C) continue;
+        for (int64_t o = 0; o < OC; ++o)
+          out[(o * C + c) * taps + t] = cbuf[((rr / MR * cpanels + o / NR) * MR + rr % MR) * NR + o % NR];
+      }
+    }
+#pragma omp barrier
+    if (psplit > 1) {
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < wsize; ++i) {
+        T s = dw[i];
+        for (int64_t u = 0; u + 1 < psplit; ++u) s += partial[u * wsize + i];
+        dw[i] = s;
+      }
+    }
+  }
+}
+
 // dW^T (taps, OC/g) = cols (taps, pixels) @ dy^T (pixels, OC/g) for every group.
 template <typename T>
 void backward_weight_impl(const Geom& g, const T* x, const T* dy, T* dw) {
   dispatch<T>([&](auto kern) {
     using Kern = decltype(kern);
     if (g.cg() < Kern::MR) return backward_weight_rows<T, Kern>(g, x, dy, dw);
+    // 1x1 layers keep the packed path: their few multiplies per element do not pay for the
+    // NHWC copy of the whole input (of which a strided one reads a quarter).
+    if (g.groups == 1 && g.kh * g.kw > 1) return backward_weight_nhwc<T, Kern>(g, x, dy, dw);
     constexpr int MR = Kern::MR, NR = Kern::NR;
     constexpr int64_t KC = 256;  // pixels per slice
     const int64_t KT = g.k(), OCG = g.ocg(), P = g.pixels(), NP = g.n * P, OCP = round_up(OCG, NR);

@@ -82,6 +82,54 @@ inline __attribute__((always_inline)) void micro_off_body(int64_t kc, const T* _
     for (int j = 0; j < NV; ++j) *reinterpret_cast<VU*>(tile + i * NR + j * W) = acc[i][j];
 }
 
+// The same product with A and B both read in place: column k of the MR x kc panel is MR
+// contiguous elements at abase + aoff[k] (a convolution's channels at one pixel of an NHWC
+// copy), row k of B is NR contiguous elements at b + k * ldb.
+template <typename T, int VB, int MR, int NR>
+inline __attribute__((always_inline)) void micro_ab_body(int64_t kc, const T* abase,
+                                                         const int64_t* aoff, const T* b,
+                                                         int64_t ldb, T* __restrict tile,
+                                                         bool accumulate) {
+  constexpr int W = VB / sizeof(T), NV = NR / W;
+  typedef T V __attribute__((vector_size(VB)));
+  typedef T VU __attribute__((vector_size(VB), aligned(sizeof(T))));
+  V acc[MR][NV];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NV; ++j)
+      acc[i][j] = accumulate ? *reinterpret_cast<const VU*>(tile + i * NR + j * W) : V{};
+  for (int64_t k = 0; k < kc; ++k) {
+    const T* a = abase + aoff[k];
+    V bv[NV];
+    for (int j = 0; j < NV; ++j) bv[j] = *reinterpret_cast<const VU*>(b + k * ldb + j * W);
+    for (int i = 0; i < MR; ++i) {
+      const T ai = a[i];
+      for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NV; ++j) *reinterpret_cast<VU*>(tile + i * NR + j * W) = acc[i][j];
+}
+
+template <typename T>
+__attribute__((target("avx512f"))) void micro_ab_avx512(int64_t kc, const T* abase,
+                                                        const int64_t* aoff, const T* b,
+                                                        int64_t ldb, T* tile, bool acc) {
+  micro_ab_body<T, 64, 8, 128 / sizeof(T)>(kc, abase, aoff, b, ldb, tile, acc);
+}
+
+template <typename T>
+__attribute__((target("avx2,fma"))) void micro_ab_avx2(int64_t kc, const T* abase,
+                                                       const int64_t* aoff, const T* b,
+                                                       int64_t ldb, T* tile, bool acc) {
+  micro_ab_body<T, 32, 6, 64 / sizeof(T)>(kc, abase, aoff, b, ldb, tile, acc);
+}
+
+template <typename T>
+void micro_ab_generic(int64_t kc, const T* abase, const int64_t* aoff, const T* b, int64_t ldb,
+                      T* tile, bool acc) {
+  micro_ab_body<T, 16, 6, 32 / sizeof(T)>(kc, abase, aoff, b, ldb, tile, acc);
+}
+
 template <typename T>
 __attribute__((target("avx512f"))) void micro_off_avx512(int64_t kc, const T* a, const T* base,
                                                          const int64_t* koff, T* tile, bool acc) {
@@ -157,6 +205,16 @@ struct Kernel {
     else if constexpr (I == gemm_detail::Isa::avx2)
       gemm_detail::micro_off_avx2<T>(kc, a, base, koff, tile, accumulate);
     else gemm_detail::micro_off_generic<T>(kc, a, base, koff, tile, accumulate);
+  }
+  // tile = (accumulate ? tile : 0) + A x B, A's column k at abase + aoff[k] (MR elements),
+  // B's row k at b + k * ldb (NR elements)
+  static void micro_ab(int64_t kc, const T* abase, const int64_t* aoff, const T* b, int64_t ldb,
+                       T* tile, bool accumulate) {
+    if constexpr (I == gemm_detail::Isa::avx512)
+      gemm_detail::micro_ab_avx512<T>(kc, abase, aoff, b, ldb, tile, accumulate);
+    else if constexpr (I == gemm_detail::Isa::avx2)
+      gemm_detail::micro_ab_avx2<T>(kc, abase, aoff, b, ldb, tile, accumulate);
+    else gemm_detail::micro_ab_generic<T>(kc, abase, aoff, b, ldb, tile, accumulate);
   }
 };
 
