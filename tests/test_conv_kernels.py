@@ -93,3 +93,24 @@ def test_conv_kernels_against_float64(geom, dtype):
         assert got.dtype == dtype and got.shape == want.shape
         scale = max(1.0, np.abs(want).max())
         np.testing.assert_allclose(got, want, atol=tol * scale * 10, rtol=tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_kernels_empty_reductions(dtype):
+    """No input channels: the forward is the bias; no output channels: the input gradient is
+    zero; an empty batch: the weight gradient is zero (never the allocator's leftovers)."""
+    args = ((1, 1), (1, 1), (1, 1), 1)
+    for _ in range(3):  # fresh allocations each time, whatever memory they reuse
+        b = np.arange(3, dtype=dtype) + 1
+        y = B.conv2d_forward(np.ones((2, 0, 5, 4), dtype), np.ones((3, 0, 3, 3), dtype), b, *args,
+                             (5, 4))
+        np.testing.assert_array_equal(y, np.broadcast_to(b[None, :, None, None], (2, 3, 5, 4)))
+        y = B.conv2d_forward(np.ones((2, 0, 5, 4), dtype), np.ones((3, 0, 3, 3), dtype), None,
+                             *args, (5, 4))
+        np.testing.assert_array_equal(y, 0)
+        dx = B.conv2d_backward_input(np.ones((2, 0, 5, 4), dtype), np.ones((0, 4, 3, 3), dtype),
+                                     (2, 4, 5, 4), *args)
+        np.testing.assert_array_equal(dx, 0)
+        dw = B.conv2d_backward_weight(np.ones((0, 4, 5, 4), dtype), np.ones((0, 3, 5, 4), dtype),
+                                      (3, 4, 3, 3), *args)
+        np.testing.assert_array_equal(dw, 0)

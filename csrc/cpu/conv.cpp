@@ -949,6 +949,13 @@ void conv2d_forward(const TensorView& x, const TensorView& w, const std::optiona
   }
   if (y.numel() == 0) return;
   PYDL_DISPATCH_FLOAT(x.dtype, op, [&] {
+    if (g.k() == 0) {  // no input channels: the output is the bias (or zero)
+      scalar_t* out = y.ptr<scalar_t>();
+      const scalar_t* b = bias ? bias->ptr<scalar_t>() : nullptr;
+      for (int64_t i = 0; i < g.n * g.oc; ++i)
+        std::fill(out + i * g.pixels(), out + (i + 1) * g.pixels(), b ? b[i % g.oc] : scalar_t(0));
+      return;
+    }
     forward_impl<scalar_t>(g, x.ptr<scalar_t>(), w.ptr<scalar_t>(),
                            bias ? bias->ptr<scalar_t>() : nullptr, y.ptr<scalar_t>());
   });
@@ -961,6 +968,10 @@ void conv2d_backward_input(const TensorView& dy, const TensorView& w, const Tens
   Geom g = make_geom(op, dx, w, dy, sh, sw, ph, pw, dh, dw, groups);
   if (dx.numel() == 0) return;
   PYDL_DISPATCH_FLOAT(dx.dtype, op, [&] {
+    if (g.ocg() == 0) {  // no output channels: nothing flows back
+      std::fill(dx.ptr<scalar_t>(), dx.ptr<scalar_t>() + dx.numel(), scalar_t(0));
+      return;
+    }
     backward_input_impl<scalar_t>(g, dy.ptr<scalar_t>(), w.ptr<scalar_t>(), dx.ptr<scalar_t>());
   });
 }
@@ -972,6 +983,10 @@ void conv2d_backward_weight(const TensorView& x, const TensorView& dy, const Ten
   Geom g = make_geom(op, x, dw_out, dy, sh, sw, ph, pw, dh, dw, groups);
   if (dw_out.numel() == 0) return;
   PYDL_DISPATCH_FLOAT(x.dtype, op, [&] {
+    if (g.n == 0) {  // an empty batch: no pixel contributes
+      std::fill(dw_out.ptr<scalar_t>(), dw_out.ptr<scalar_t>() + dw_out.numel(), scalar_t(0));
+      return;
+    }
     backward_weight_impl<scalar_t>(g, x.ptr<scalar_t>(), dy.ptr<scalar_t>(),
                                    dw_out.ptr<scalar_t>());
   });
