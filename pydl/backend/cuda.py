@@ -234,25 +234,82 @@ def _check_same(op, x, **others):
             raise TypeError(f"{op}: {name} has dtype {a.dtype}, input has {x.dtype}")
 
 
+def _conv_kernel_plan(pass_, inp, weight, out, stride, padding, dilation, groups):
+    """(variant, workspace) of pydl's conv kernels for one pass (see kernels/conv/conv.h):
+    "gemm" (1x1, stride 1, unpadded, one group: pydl's GEMM on the arrays themselves),
+    "implicit_mma" / "implicit_tf32" / "implicit_simt" (implicit GEMM), "depthwise"; or
+    "interim" (xp_conv): with PYDL_CUDA_INTERIM=conv, for float64, and for sizes past the
+    kernels' 32-bit in-image indexing or grid limits."""
+    if "conv" in _config.CUDA_INTERIM or inp.dtype not in _GEMM_DTYPES:
+        return "interim", None
+    variant, size, ws_dtype, _ = _k.conv2d_plan(pass_, inp, weight, out, *stride, *padding,
+                                                *dilation, groups, _config.ALLOW_TF32)
+    if variant in ("interim", "gemm") or size == 0:
+        return variant, None
+    return variant, cupy.empty(size, dt.float32 if ws_dtype == "float32" else inp.dtype)
+
+
+def _conv_4d(op, *arrays):
+    for a in arrays:
+        if a.ndim != 4:
+            raise ValueError(f"{op}: expected 4-D arrays, got shape {tuple(a.shape)}")
+
+
 def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, out_hw):
     _check_same("conv2d", x, weight=weight, bias=bias)
-    return xp_conv.conv2d_forward(cupy, matmul, cupy.ascontiguousarray(x),
-                                  cupy.ascontiguousarray(weight), bias, stride, padding, dilation,
-                                  groups, out_hw)
+    _conv_4d("conv2d", x, weight)
+    x, weight = cupy.ascontiguousarray(x), cupy.ascontiguousarray(weight)
+    y = cupy.empty((x.shape[0], weight.shape[0]) + tuple(out_hw), x.dtype)
+    variant, ws = _conv_kernel_plan("forward", x, weight, y, stride, padding, dilation, groups)
+    if variant == "interim":
+        return xp_conv.conv2d_forward(cupy, matmul, x, weight, bias, stride, padding, dilation,
+                                      groups, out_hw)
+    if variant == "gemm":  # y (N, OC, HW) = W (OC, C) @ x (N, C, HW)
+        n, c, h, w = x.shape
+        y = matmul(weight.reshape(weight.shape[0], c), x.reshape(n, c, h * w)).reshape(y.shape)
+        return y if bias is None else xp_conv._add_bias(cupy, y, bias)
+    bias = None if bias is None else cupy.ascontiguousarray(bias)
+    _k.conv2d_forward(x, weight, bias, y, ws, *stride, *padding, *dilation, groups,
+                      _config.ALLOW_TF32, _stream())
+    return y
 
 
 def conv2d_backward_input(dy, weight, in_shape, stride, padding, dilation, groups):
     _check_same("conv2d_backward_input", dy, weight=weight)
-    return xp_conv.conv2d_backward_input(cupy, matmul, cupy.ascontiguousarray(dy),
-                                         cupy.ascontiguousarray(weight), in_shape, stride,
-                                         padding, dilation, groups)
+    _conv_4d("conv2d_backward_input", dy, weight)
+    dy, weight = cupy.ascontiguousarray(dy), cupy.ascontiguousarray(weight)
+    dx = cupy.empty(tuple(in_shape), dy.dtype)
+    variant, ws = _conv_kernel_plan("backward_input", dx, weight, dy, stride, padding, dilation,
+                                    groups)
+    if variant == "interim":
+        return xp_conv.conv2d_backward_input(cupy, matmul, dy, weight, in_shape, stride, padding,
+                                             dilation, groups)
+    if variant == "gemm":  # dx (N, C, HW) = W^T (C, OC) @ dy (N, OC, HW)
+        n, c, h, w = dx.shape
+        oc = weight.shape[0]
+        return matmul(weight.reshape(oc, c).T, dy.reshape(n, oc, h * w)).reshape(dx.shape)
+    _k.conv2d_backward_input(dy, weight, dx, ws, *stride, *padding, *dilation, groups,
+                             _config.ALLOW_TF32, _stream())
+    return dx
 
 
 def conv2d_backward_weight(x, dy, weight_shape, stride, padding, dilation, groups):
     _check_same("conv2d_backward_weight", x, grad_output=dy)
-    return xp_conv.conv2d_backward_weight(cupy, matmul, cupy.ascontiguousarray(x),
-                                          cupy.ascontiguousarray(dy), weight_shape, stride,
-                                          padding, dilation, groups)
+    _conv_4d("conv2d_backward_weight", x, dy)
+    x, dy = cupy.ascontiguousarray(x), cupy.ascontiguousarray(dy)
+    dw = cupy.empty(tuple(weight_shape), x.dtype)
+    variant, ws = _conv_kernel_plan("backward_weight", x, dw, dy, stride, padding, dilation,
+                                    groups)
+    if variant == "interim":
+        return xp_conv.conv2d_backward_weight(cupy, matmul, x, dy, weight_shape, stride, padding,
+                                              dilation, groups)
+    if variant == "gemm":  # one image: dW (OC, C) = dy (OC, HW) @ x (C, HW)^T
+        oc, c = dw.shape[:2]
+        hw = x.shape[2] * x.shape[3]
+        return matmul(dy.reshape(oc, hw), x.reshape(c, hw).T).reshape(dw.shape)
+    _k.conv2d_backward_weight(x, dy, dw, ws, *stride, *padding, *dilation, groups,
+                              _config.ALLOW_TF32, _stream())
+    return dw
 
 
 def attention_forward(q, k, v, mask, scale: float, is_causal: bool, dropout_p: float = 0.0,
