@@ -1,9 +1,12 @@
 """`pydl train dqn`: Double DQN on gymnasium's CartPole-v1 (no rendering).
 
-An epoch is `steps_per_epoch` environment steps; training stops early once the greedy
-policy reaches the maximum return on the selection episodes. Training keeps the greedy policy that
-scored best in the periodic evaluations, and the final figure is its mean return over 100
-evaluation episodes on seeds the training never saw.
+An epoch is `steps_per_epoch` environment steps. Training runs in bursts: every `train_every`
+environment steps, `gradient_steps` updates on replayed batches, the target network synced every
+`target_every` updates, gradients clipped to `max_grad_norm`. After each epoch the greedy policy
+plays `select_episodes` episodes; a policy that reaches `stop_at` there plays `confirm_episodes`
+more, and training stops once it holds `stop_at` over all of them. Training keeps the greedy policy
+that scored best in these evaluations (a confirmed score outranks an unconfirmed one), and the
+final figure is its mean return over 100 evaluation episodes on seeds the training never saw.
 """
 from __future__ import annotations
 
@@ -14,11 +17,12 @@ import numpy as np
 from ._common import Run
 
 BAR = ("mean_return", 475.0, True)
-DEFAULTS = {"epochs": 30, "steps_per_epoch": 2500, "hidden": [128, 128], "lr": 5e-4,
-            "batch_size": 128, "buffer": 50_000, "learning_starts": 1000, "gamma": 0.99,
-            "train_every": 4, "gradient_steps": 1, "target_every": 500, "eps_start": 1.0,
-            "eps_end": 0.05, "eps_fraction": 0.1, "double": True, "eval_episodes": 100,
-            "select_episodes": 10, "stop_at": 500.0, "env": "CartPole-v1"}
+DEFAULTS = {"epochs": 40, "steps_per_epoch": 1250, "hidden": [256, 256], "lr": 2.3e-3,
+            "batch_size": 64, "buffer": 100_000, "learning_starts": 1000, "gamma": 0.99,
+            "train_every": 256, "gradient_steps": 128, "target_every": 128, "max_grad_norm": 10.0,
+            "eps_start": 1.0, "eps_end": 0.04, "eps_fraction": 0.16, "double": True,
+            "eval_episodes": 100, "select_episodes": 10, "confirm_episodes": 40, "stop_at": 500.0,
+            "env": "CartPole-v1"}
 QUICK = {"epochs": 1, "steps_per_epoch": 1500, "eval_episodes": 5}
 
 
@@ -136,15 +140,25 @@ def _run(epochs, seed, device, out, progress, resume, steps_per_epoch, eval_epis
                                         cfg["gamma"], cfg["double"], device)
                         opt.zero_grad()
                         loss.backward()
+                        if cfg["max_grad_norm"]:
+                            pydl.nn.utils.clip_grad_norm_(q_net.parameters(), cfg["max_grad_norm"])
                         opt.step()
                         updates += 1
                         if updates % cfg["target_every"] == 0:
                             target.load_state_dict(q_net.state_dict())
                         run_.log_loss(loss.item(), every=32)
-            score = float(np.mean(evaluate(q_net, cfg["select_episodes"], 10_000 + 100 * epoch,
-                                           device, limit, cfg["env"])))
-            if score >= best_score:
-                best_score = score
+            returns = evaluate(q_net, cfg["select_episodes"], 10_000 + 1000 * epoch, device, limit,
+                               cfg["env"])
+            score = float(np.mean(returns))
+            confirmed = False
+            if score >= cfg["stop_at"] and cfg["confirm_episodes"]:
+                returns += evaluate(q_net, cfg["confirm_episodes"],
+                                    10_000 + 1000 * epoch + cfg["select_episodes"], device, limit,
+                                    cfg["env"])
+                score, confirmed = float(np.mean(returns)), True
+            rank = score + (1e9 if confirmed else 0.0)  # a confirmed score outranks any other
+            if rank >= best_score:
+                best_score = rank
                 best.load_state_dict(q_net.state_dict())
             recent = float(np.mean(episode_returns[-20:])) if episode_returns else 0.0
             run_.end_epoch(epoch + 1, model=models, optimizer=opt, config=cfg,
