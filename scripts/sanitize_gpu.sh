@@ -39,8 +39,8 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 TOOLS="${SANITIZER_TOOLS:-memcheck racecheck synccheck initcheck}"
 SAN="${COMPUTE_SANITIZER:-$(command -v compute-sanitizer || echo "${CUDA_HOME:-/usr/local/cuda}/bin/compute-sanitizer")}"
 TESTS=(tests/test_cuda_rowops.py tests/test_cuda_gemm.py tests/test_numba_kernels.py
-       tests/test_cuda_conv_attn.py tests/test_conv.py tests/test_attention.py tests/test_pool.py
-       tests/test_ops_interop.py)
+       tests/test_cuda_attention_fused.py tests/test_cuda_conv_attn.py tests/test_cuda_conv_fused.py
+       tests/test_conv.py tests/test_attention.py tests/test_pool.py tests/test_ops_interop.py)
 if [[ $# -gt 0 ]]; then TESTS=("$@"); fi
 
 if [[ ! -x "$SAN" ]]; then

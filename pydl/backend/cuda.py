@@ -221,9 +221,11 @@ def dropout(x, p: float, seed: int, offset: int):
 
 
 # ---- convolution and attention -----------------------------------------------------
-# The interim path until the fused tensor-core kernels land: xp_conv and xp_attention over
-# CuPy, every product on pydl's GEMM through matmul above (which hands float64, a dtype that
-# GEMM lacks, to cupy.matmul). Attention widens half types to float32 chunk by chunk.
+# Fused kernels of kernels/conv/ and kernels/attention/ for float32 and the half types. The
+# interim path, xp_conv and xp_attention over CuPy (every product on pydl's GEMM through matmul
+# above, which hands float64 to cupy.matmul; attention widens half types to float32 chunk by
+# chunk), takes what those kernels do not: float64, attention dropout, sizes or devices they
+# do not cover, and whatever PYDL_CUDA_INTERIM names.
 from . import xp_attention, xp_conv  # noqa: E402
 
 
@@ -312,20 +314,90 @@ def conv2d_backward_weight(x, dy, weight_shape, stride, padding, dilation, group
     return dw
 
 
+_ATTN_FUSED = {}  # (dtype name, E, Ev, device id) -> why the fused kernels cannot run them
+
+
+def _attention_interim_reason(q, k, v, dropout_p):
+    """Why these inputs stay on the interim path (xp_attention); '' when the fused kernels of
+    kernels/attention/ take them. Interim: PYDL_CUDA_INTERIM containing "attention",
+    dropout_p > 0 (its Philox mask is drawn there), float64, head dims 0 or above 256, an
+    empty batch or sequence, and devices the kernels do not cover (compute capability below
+    8.0, or less shared memory per block than the head dim's tiles need)."""
+    if "attention" in _config.CUDA_INTERIM:
+        return "PYDL_CUDA_INTERIM=attention"
+    if dropout_p > 0:
+        return "dropout"
+    if q.dtype not in _GEMM_DTYPES or k.dtype != q.dtype or v.dtype != q.dtype:
+        return f"dtype {q.dtype}"
+    if q.ndim != 3 or k.ndim != 3 or v.ndim != 3 or 0 in q.shape + k.shape + v.shape:
+        return "empty or not 3-D"
+    key = (q.dtype.name, q.shape[2], v.shape[2], cupy.cuda.Device().id)
+    if key not in _ATTN_FUSED:
+        _ATTN_FUSED[key] = _k.attention_unsupported(*key[:3])
+    return _ATTN_FUSED[key]
+
+
+def _last_dim_contiguous(a):
+    """a when its last dimension is contiguous (the fused kernels take the other strides as
+    they are), else a contiguous copy; bfloat16 is moved as 16-bit words."""
+    if a.shape[-1] <= 1 or a.strides[-1] == a.itemsize:
+        return a
+    if a.dtype == dt.bfloat16:
+        return cupy.ascontiguousarray(a.view(cupy.uint16)).view(dt.bfloat16)
+    return cupy.ascontiguousarray(a)
+
+
+def _attention_mask(mask):
+    """The additive mask view as float32, the kernels' mask type (a float32 view is passed as it
+    is, zero strides included)."""
+    if mask is None or mask.dtype == cupy.float32:
+        return mask
+    return mask.astype(cupy.float32)
+
+
 def attention_forward(q, k, v, mask, scale: float, is_causal: bool, dropout_p: float = 0.0,
                       seed: int = 0, offset: int = 0):
     """As pydl.backend.cpu.attention_forward: (out (B, L, Ev), lse (B, L) float32 for half
-    types); the L x S scores are never stored."""
+    types); the L x S scores are never stored. float32, float16 and bfloat16 at head dims
+    1 to 256 run the fused kernels (tensor cores for the half types, exact float32 FMA for
+    float32); what _attention_interim_reason names goes through xp_attention."""
     _check_same("scaled_dot_product_attention", q, key=k, value=v)
-    return xp_attention.attention_forward(cupy, matmul, q, k, v, mask, float(scale),
-                                          bool(is_causal), float(dropout_p), int(seed),
-                                          int(offset))
+    if _attention_interim_reason(q, k, v, dropout_p):
+        return xp_attention.attention_forward(cupy, matmul, q, k, v, mask, float(scale),
+                                              bool(is_causal), float(dropout_p), int(seed),
+                                              int(offset))
+    q, k, v = (_last_dim_contiguous(a) for a in (q, k, v))
+    B, L = q.shape[:2]
+    out = cupy.empty((B, L, v.shape[2]), q.dtype)
+    lse = cupy.empty((B, L), cupy.float32)
+    _k.attention_forward(q, k, v, _attention_mask(mask), out, lse, float(scale), bool(is_causal),
+                         _stream())
+    return out, lse
 
 
 def attention_backward(q, k, v, mask, out, lse, dout, scale: float, is_causal: bool,
                        dropout_p: float = 0.0, seed: int = 0, offset: int = 0):
+    """Gradients (dq, dk, dv) of attention_forward, on the same path as the forward. The
+    fused backward recomputes P from lse and adds dQ into a zero-filled float32 buffer (dq
+    itself for float32). A float mask's own gradient is formed in pydl/_ops/attention.py
+    (_mask_grad, from lse), for either path."""
     _check_same("scaled_dot_product_attention_backward", q, key=k, value=v, output=out,
                 grad_output=dout)
-    return xp_attention.attention_backward(cupy, matmul, q, k, v, mask, out, lse, dout,
-                                           float(scale), bool(is_causal), float(dropout_p),
-                                           int(seed), int(offset))
+    if _attention_interim_reason(q, k, v, dropout_p):
+        return xp_attention.attention_backward(cupy, matmul, q, k, v, mask, out, lse, dout,
+                                               float(scale), bool(is_causal), float(dropout_p),
+                                               int(seed), int(offset))
+    q, k, v, out, dout = (_last_dim_contiguous(a) for a in (q, k, v, out, dout))
+    B, L, E = q.shape
+    S, Ev = k.shape[1], v.shape[2]
+    lse = cupy.ascontiguousarray(lse, dtype=cupy.float32)
+    dk = cupy.empty((B, S, E), q.dtype)
+    dv = cupy.empty((B, S, Ev), q.dtype)
+    dsum = cupy.empty((B, L), cupy.float32)
+    if q.dtype == dt.float32:
+        dq, acc = cupy.zeros((B, L, E), cupy.float32), None
+    else:
+        dq, acc = cupy.empty((B, L, E), q.dtype), cupy.zeros((B, L, E), cupy.float32)
+    _k.attention_backward(q, k, v, _attention_mask(mask), out, lse, dout, dq, dk, dv, acc, dsum,
+                          float(scale), bool(is_causal), _stream())
+    return dq, dk, dv
