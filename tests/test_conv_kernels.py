@@ -58,6 +58,10 @@ GEOMS = [
     (2, 3, 9, 10, 6, 4, 2, 1, 1, 1, (5, 5)),     # even window, asymmetric padding, stride 2
     (1, 4, 6, 7, 8, 3, 1, 1, 1, 4, None),        # channel multiplier 2
     (2, 3, 40, 37, 13, 7, 2, 3, 1, 1, None),     # stem-like, 13 output channels (tile tails)
+    # Input gradient: the stride phases share one padded copy of dy, sized for the largest.
+    (2, 16, 57, 61, 24, 3, 2, 1, 1, 1, None),    # odd sizes: phases differ in rows and columns
+    (1, 9, 45, 47, 17, 5, 3, 2, 1, 1, None),     # stride 3: nine phases, 1 or 2 taps each way
+    (1, 16, 60, 59, 16, 3, 2, 2, 2, 1, None),    # dilation 2: every tap in phase 0
 ]
 
 

@@ -211,64 +211,101 @@ void run_block_direct(const Gather<T>& G, int64_t n, int64_t m0, int64_t m1, int
 // are copied.
 template <typename Kern, typename T>
 void prepare_direct(std::vector<Gather<T>>& jobs, int64_t images, std::vector<T>& buf) {
-  std::vector<int64_t> offsets;
-  std::vector<std::vector<int64_t>> pha(jobs.size()), phb(jobs.size());  // phases copied
-  int64_t total = 0;
-  for (size_t gj = 0; gj < jobs.size(); ++gj) {
+  const size_t nj = jobs.size();
+  std::vector<std::vector<int64_t>> pha(nj), phb(nj);  // phases copied
+  std::vector<int64_t> mh(nj, -1), mw(nj, -1), cs(nj, 0);
+  for (size_t gj = 0; gj < nj; ++gj) {
     auto& G = jobs[gj];
-    offsets.push_back(total);
     if (G.M <= 0 || G.N <= 0 || G.K <= 0) continue;
     G.P0h = std::max<int64_t>(0, -*std::min_element(G.offh.begin(), G.offh.end()));
     G.P0w = std::max<int64_t>(0, -*std::min_element(G.offw.begin(), G.offw.end()));
-    int64_t mh = 0, mw = 0;
+    mh[gj] = mw[gj] = 0;
     for (int64_t o : G.offh) {
-      mh = std::max(mh, (o + G.P0h) / G.su);
+      mh[gj] = std::max(mh[gj], (o + G.P0h) / G.su);
       pha[gj].push_back((o + G.P0h) % G.su);
     }
     for (int64_t o : G.offw) {
-      mw = std::max(mw, (o + G.P0w) / G.sv);
+      mw[gj] = std::max(mw[gj], (o + G.P0w) / G.sv);
       phb[gj].push_back((o + G.P0w) % G.sv);
     }
     for (auto* ph : {&pha[gj], &phb[gj]}) {
       std::sort(ph->begin(), ph->end());
       ph->erase(std::unique(ph->begin(), ph->end()), ph->end());
     }
-    G.Hp = G.U + mh, G.Wp = G.V + mw;
+    cs[gj] = G.K / static_cast<int64_t>(G.offh.size() * G.offw.size());
+  }
+  // Jobs reading one unit-stride source with the same padding origin (the stride phases of
+  // an input gradient) share one padded copy, as tall and wide as the largest needs.
+  std::vector<size_t> owner(nj);
+  for (size_t gj = 0; gj < nj; ++gj) {
+    owner[gj] = gj;
+    const auto& G = jobs[gj];
+    if (mh[gj] < 0 || G.su != 1 || G.sv != 1) continue;
+    for (size_t o = 0; o < gj; ++o) {
+      const auto& H = jobs[o];
+      if (owner[o] == o && mh[o] >= 0 && H.su == 1 && H.sv == 1 && H.src == G.src &&
+          H.s_img == G.s_img && H.s_ch == G.s_ch && H.Hs == G.Hs && H.Ws == G.Ws &&
+          cs[o] == cs[gj] && H.P0h == G.P0h && H.P0w == G.P0w) {
+        owner[gj] = o;
+        break;
+      }
+    }
+  }
+  std::vector<int64_t> Hp(nj, 0), Wp(nj, 0);  // per owner: the shared copy's plane
+  for (size_t gj = 0; gj < nj; ++gj) {
+    if (mh[gj] < 0) continue;
+    Hp[owner[gj]] = std::max(Hp[owner[gj]], jobs[gj].U + mh[gj]);
+    Wp[owner[gj]] = std::max(Wp[owner[gj]], jobs[gj].V + mw[gj]);
+  }
+  std::vector<int64_t> offsets(nj, -1);  // per owner whose copy is made: where it starts
+  int64_t total = 0;
+  for (size_t gj = 0; gj < nj; ++gj) {
+    auto& G = jobs[gj];
+    if (mh[gj] < 0) continue;
+    const size_t o = owner[gj];
+    G.Hp = Hp[o], G.Wp = Wp[o];
     // An image's columns are computed in whole panels: on small images the padding columns
     // and the last panel's rounding together must stay within an eighth too.
     if (G.Hp <= 0 || G.Wp <= 0 || 8 * G.V < 7 * G.Wp ||
         8 * G.U * G.V < 7 * round_up(G.U * G.Wp, Kern::NR))
       continue;
     G.direct = true;
-    const int64_t cs = G.K / static_cast<int64_t>(G.offh.size() * G.offw.size());
-    G.xp_img = cs * pha[gj].size() * phb[gj].size() * G.Hp * G.Wp;
-    total += images * G.xp_img + Kern::NR + G.Wp;  // slack: the last panels read past the end
+    G.xp_img = cs[o] * pha[o].size() * phb[o].size() * G.Hp * G.Wp;
+    if (offsets[o] < 0) {
+      offsets[o] = total;
+      total += images * G.xp_img + Kern::NR + G.Wp;  // slack: the last panels read past the end
+    }
   }
   if (total == 0) return;
   if (static_cast<int64_t>(buf.size()) < total) buf.resize(total);
-  for (size_t gj = 0; gj < jobs.size(); ++gj) {
+  std::vector<char> copied(nj, 0);
+  auto index = [](const std::vector<int64_t>& v, int64_t x) {
+    return static_cast<int64_t>(std::lower_bound(v.begin(), v.end(), x) - v.begin());
+  };
+  for (size_t gj = 0; gj < nj; ++gj) {
     auto& G = jobs[gj];
     if (!G.direct) continue;
-    T* xp = buf.data() + offsets[gj];
+    const size_t own = owner[gj];
+    T* xp = buf.data() + offsets[own];
     G.xp = xp;
-    const auto& A = pha[gj];
-    const auto& B = phb[gj];
+    const auto& A = pha[own];
+    const auto& B = phb[own];
     const int64_t na = A.size(), nb = B.size(), plane = G.Hp * G.Wp;
-    const int64_t cs = G.xp_img / (na * nb * plane), nth = G.offh.size(), ntw = G.offw.size();
-    auto index = [](const std::vector<int64_t>& v, int64_t x) {
-      return static_cast<int64_t>(std::lower_bound(v.begin(), v.end(), x) - v.begin());
-    };
+    const int64_t nth = G.offh.size(), ntw = G.offw.size();
     G.koff.resize(G.K);
-    for (int64_t c = 0; c < cs; ++c)
+    for (int64_t c = 0; c < cs[gj]; ++c)
       for (int64_t th = 0; th < nth; ++th)
         for (int64_t tw = 0; tw < ntw; ++tw) {
           const int64_t eh = G.offh[th] + G.P0h, ew = G.offw[tw] + G.P0w;
           const int64_t pl = (c * na + index(A, eh % G.su)) * nb + index(B, ew % G.sv);
           G.koff[(c * nth + th) * ntw + tw] = pl * plane + eh / G.su * G.Wp + ew / G.sv;
         }
+    if (copied[own]) continue;  // a shared copy is made once
+    copied[own] = 1;
+    const int64_t ncs = cs[own];
 #pragma omp parallel for schedule(static)
-    for (int64_t nc = 0; nc < images * cs; ++nc) {
-      const int64_t n = nc / cs, c = nc % cs;
+    for (int64_t nc = 0; nc < images * ncs; ++nc) {
+      const int64_t n = nc / ncs, c = nc % ncs;
       const T* src = G.src + n * G.s_img + c * G.s_ch;
       for (int64_t ia = 0; ia < na; ++ia)
         for (int64_t ib = 0; ib < nb; ++ib) {
@@ -527,11 +564,15 @@ void backward_input_impl(const Geom& g, const T* dy, const T* w, T* dx) {
           G.M = M, G.K = K, G.N = g.n * U * V;
           // A[c][(o, th, tw)] = w[gi * OCG + o, c, ti[th], tj[tw]]
           T* ap = abuf.data() + ((a * g.sw + b) * g.groups + gi) * asize;
-          const int64_t nth = ti.size(), ntw = tj.size();
-          pack_a_with<Kern>(M, K, [&](int64_t c, int64_t k) {
-            const int64_t o = k / (nth * ntw), th = (k / ntw) % nth, tw = k % ntw;
-            return w[(((gi * OCG + o) * M + c) * g.kh + ti[th]) * g.kw + tj[tw]];
-          }, ap);
+          // kofs[k]: where column k of A sits in w for c = 0 (no divisions in the pack)
+          const int64_t nth = ti.size(), ntw = tj.size(), khw = g.kh * g.kw;
+          std::vector<int64_t> kofs(K);
+          for (int64_t o = 0, k = 0; o < OCG; ++o)
+            for (int64_t th = 0; th < nth; ++th)
+              for (int64_t tw = 0; tw < ntw; ++tw, ++k)
+                kofs[k] = (gi * OCG + o) * M * khw + ti[th] * g.kw + tj[tw];
+          const int64_t* ko = kofs.data();
+          pack_a_with<Kern>(M, K, [&](int64_t c, int64_t k) { return w[ko[k] + c * khw]; }, ap);
           G.apack = ap;
         }
       }
