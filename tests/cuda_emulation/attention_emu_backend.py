@@ -14,62 +14,17 @@ Prints one line per failure and exits nonzero if any.
 """
 import math
 import sys
-import types
 
 import ml_dtypes
 import numpy as np
 
 sys.path.insert(0, sys.argv[1] if len(sys.argv) > 1 else ".")
 import attention_emu  # noqa: E402
+import fake_cupy  # noqa: E402
+from fake_cupy import dev as _dev, expect_error, failures  # noqa: E402
 
 STREAM = 0x5EED
-
-
-class DevArray(np.ndarray):
-    """A host array that presents itself as a GPU array."""
-
-    @property
-    def __cuda_array_interface__(self):
-        return {"shape": self.shape, "typestr": self.dtype.str, "version": 3,
-                "data": (self.__array_interface__["data"][0], False), "strides": self.strides}
-
-
-def _dev(a):
-    return a.view(DevArray) if isinstance(a, np.ndarray) else a
-
-
-def _poisoned_empty(shape, dtype=np.float64):
-    """Uninitialised memory, as NaN: an output element nothing writes shows up."""
-    dtype = np.dtype(dtype)
-    if dtype.kind == "f" or dtype == ml_dtypes.bfloat16:
-        return _dev(np.full(shape, np.nan, dtype))
-    return _dev(np.empty(shape, dtype))
-
-
-def _fake_cupy():
-    cp = types.ModuleType("cupy")
-    cp.ndarray = DevArray
-    cp.empty = _poisoned_empty
-    cp.asnumpy = lambda a: np.asarray(a).view(np.ndarray)
-
-    def wrapped(name):  # NumPy's function, its arrays presented as GPU arrays
-        f = getattr(np, name)
-        if not callable(f) or isinstance(f, type):
-            return f
-        return lambda *a, **k: _dev(f(*a, **k))
-
-    cp.__getattr__ = wrapped
-    cp.cuda = types.SimpleNamespace(get_current_stream=lambda: types.SimpleNamespace(ptr=STREAM),
-                                    Device=lambda i=0: types.SimpleNamespace(id=i))
-    cupyx = types.ModuleType("cupyx")
-    cupyx.scipy = types.ModuleType("cupyx.scipy")
-    cupyx.scipy.special = types.ModuleType("cupyx.scipy.special")
-    sys.modules.update({"cupy": cp, "cupyx": cupyx, "cupyx.scipy": cupyx.scipy,
-                        "cupyx.scipy.special": cupyx.scipy.special})
-    return cp
-
-
-cp = _fake_cupy()
+cp = fake_cupy.install(stream=STREAM, wrap_all=True)
 from pydl import _config  # noqa: E402
 from pydl._ops.attention import _mask_view  # noqa: E402
 from pydl.backend import cpu, cuda as gpu  # noqa: E402
@@ -91,7 +46,6 @@ def _matmul(a, b, bias=None, activation="none"):
 
 gpu._k = attention_emu
 gpu.matmul = _matmul
-failures = []
 
 
 def eps(dtype):
@@ -193,18 +147,6 @@ def run(batch, L, S, E, Ev, dtype, causal, mask=None, layout=contiguous, scale=N
     gmag = max(np.abs(g).max(initial=0) for g in grads)
     for name, dg, rg in zip("qkv", dgrads, grads):
         check(dg, rg, bound(rg, E, dtype, gmag, scale), dtype, f"{label} d{name}")
-
-
-def expect_error(exc, text, fn):
-    try:
-        fn()
-    except exc as e:
-        if text not in str(e):
-            failures.append(f"error '{e}' does not say '{text}'")
-    except Exception as e:  # noqa: BLE001
-        failures.append(f"expected {exc.__name__} with '{text}', got {type(e).__name__}: {e}")
-    else:
-        failures.append(f"expected {exc.__name__} with '{text}', nothing raised")
 
 
 def routing():

@@ -10,54 +10,20 @@ the errors; the kernels' own arithmetic is emulated (conv_launchers_emulated.cu)
 Prints one line per failure and exits nonzero if any.
 """
 import sys
-import types
 
 import ml_dtypes
 import numpy as np
 
 sys.path.insert(0, sys.argv[1] if len(sys.argv) > 1 else ".")
 import conv_emu  # noqa: E402
+import fake_cupy  # noqa: E402
+from fake_cupy import dev as _dev, expect_error, failures  # noqa: E402
 
-
-class DevArray(np.ndarray):
-    """A host array that presents itself as a GPU array."""
-
-    @property
-    def __cuda_array_interface__(self):
-        return {"shape": self.shape, "typestr": self.dtype.str, "version": 3,
-                "data": (self.__array_interface__["data"][0], False), "strides": self.strides}
-
-
-def _dev(a):
-    return np.asarray(a).view(DevArray)
-
-
-def _poisoned_empty(shape, dtype=np.float64):
-    """Uninitialised memory, as NaN where it can be: an output nothing writes shows up."""
-    dtype = np.dtype(dtype)
-    if dtype.kind == "f" or dtype == ml_dtypes.bfloat16:
-        return _dev(np.full(shape, np.nan, dtype))
-    return _dev(np.empty(shape, dtype))
-
-
-def _fake_cupy():
-    cp = types.ModuleType("cupy")
-    cp.ndarray = DevArray
-    cp.empty = _poisoned_empty
-    cp.zeros = lambda shape, dtype=np.float64: _dev(np.zeros(shape, dtype))
-    cp.empty_like = lambda a, dtype=None: _dev(np.empty_like(a, dtype))
-    cp.asarray = lambda a, dtype=None: _dev(np.asarray(a, dtype))
-    cp.ascontiguousarray = lambda a, dtype=None: _dev(np.ascontiguousarray(a, dtype))
-    cp.cuda = types.SimpleNamespace(get_current_stream=lambda: types.SimpleNamespace(ptr=0))
-    cp.__getattr__ = lambda name: getattr(np, name)
-    cupyx = types.ModuleType("cupyx")
-    cupyx.scipy = types.ModuleType("cupyx.scipy")
-    cupyx.scipy.special = types.ModuleType("cupyx.scipy.special")
-    sys.modules.update({"cupy": cp, "cupyx": cupyx, "cupyx.scipy": cupyx.scipy,
-                        "cupyx.scipy.special": cupyx.scipy.special})
-
-
-_fake_cupy()
+fake_cupy.install(
+    zeros=lambda shape, dtype=np.float64: _dev(np.zeros(shape, dtype)),
+    empty_like=lambda a, dtype=None: _dev(np.empty_like(a, dtype)),
+    asarray=lambda a, dtype=None: _dev(np.asarray(a, dtype)),
+    ascontiguousarray=lambda a, dtype=None: _dev(np.ascontiguousarray(a, dtype)))
 from pydl import _config  # noqa: E402
 from pydl.backend import cpu, cuda as gpu  # noqa: E402
 
@@ -79,7 +45,6 @@ def _matmul(a, b, bias=None, activation="none"):
 
 gpu._k = conv_emu
 gpu.matmul = _matmul
-failures = []
 
 
 def geom(n, c, h, w, oc, k, s=(1, 1), p=0, d=(1, 1), g=1):
@@ -147,18 +112,6 @@ def run(case, dtype, tf32, interim):
         return
     for out, rr, mm, what in zip(outs, ref, mag, ("forward", "backward_input", "backward_weight")):
         check(out, rr, mm, dtype, f"{label} {what}")
-
-
-def expect_error(exc, text, fn):
-    try:
-        fn()
-    except exc as e:
-        if text not in str(e):
-            failures.append(f"error '{e}' does not say '{text}'")
-    except Exception as e:  # noqa: BLE001
-        failures.append(f"expected {exc.__name__} with '{text}', got {type(e).__name__}: {e}")
-    else:
-        failures.append(f"expected {exc.__name__} with '{text}', nothing raised")
 
 
 def main():
