@@ -6,7 +6,9 @@
 
 #include <pybind11/pybind11.h>
 
+#include <exception>
 #include <optional>
+#include <string>
 
 #include "csrc/tensor_view.h"
 
@@ -19,6 +21,24 @@ std::optional<TensorView> cpu_view_opt(py::handle obj, const char* op, const cha
 TensorView cuda_view(py::handle obj, const char* op, const char* arg);
 std::optional<TensorView> cuda_view_opt(py::handle obj, const char* op, const char* arg);
 DType dtype_from_name(const std::string& name);
+
+// pydl's C++ exceptions as Python's (ValueError, TypeError, IndexError; CudaError as
+// RuntimeError), for the module being defined: call it in each PYBIND11_MODULE.
+inline void translate_exceptions() {
+  py::register_local_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const pydl::ValueError& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const pydl::TypeError& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+    } catch (const pydl::IndexError& e) {
+      PyErr_SetString(PyExc_IndexError, e.what());
+    } catch (const pydl::CudaError& e) {
+      PyErr_SetString(PyExc_RuntimeError, e.what());
+    }
+  });
+}
 
 void register_cpu(py::module_& m);
 void register_cpu_attention(py::module_& m);

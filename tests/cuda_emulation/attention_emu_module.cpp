@@ -14,19 +14,7 @@
 namespace py = pybind11;
 
 PYBIND11_MODULE(attention_emu, m) {
-  py::register_local_exception_translator([](std::exception_ptr p) {
-    try {
-      if (p) std::rethrow_exception(p);
-    } catch (const pydl::ValueError& e) {
-      PyErr_SetString(PyExc_ValueError, e.what());
-    } catch (const pydl::TypeError& e) {
-      PyErr_SetString(PyExc_TypeError, e.what());
-    } catch (const pydl::IndexError& e) {
-      PyErr_SetString(PyExc_IndexError, e.what());
-    } catch (const pydl::CudaError& e) {
-      PyErr_SetString(PyExc_RuntimeError, e.what());
-    }
-  });
+  pydl::bind::translate_exceptions();
   pydl::bind::register_cuda_attention(m);
   m.def(
       "set_device",
