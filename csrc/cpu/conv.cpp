@@ -4,15 +4,16 @@
 // input channels per group than a register tile has rows, such as an RGB stem, which goes
 // through blocks of columns and col2im).
 //
-// Forward: C (OC/g, N*OH*OW) = W (OC/g, C/g*KH*KW) @ B, where each B micro-panel is gathered
-// straight from the input image (rows are (channel, tap), columns output pixels, across
-// images so that small late-stage images still fill the register tile), and each finished
-// tile is scattered into the NCHW output. The weights are packed once per call.
-// Direct mode: where the source is read at unit stride (stride-1 forwards, every phase of an
-// input gradient) and its rows are wide, the source is copied once into a zero-padded buffer
-// and the micro-kernel reads B's rows in place (NR consecutive elements at a per-tap offset),
-// with no gather; the columns then run over the padded width, and the padding columns
-// (at most an eighth) are computed and dropped.
+// Forward: C (OC/g, N*OH*OW) = W (OC/g, C/g*KH*KW) @ B (rows (channel, tap), columns output
+// pixels, across images so that small late-stage images still fill the register tile), each
+// finished tile scattered into the NCHW output. The weights are A as they are (row-major),
+// packed only when OC/g is not a whole number of register-tile rows. The source is copied
+// once into a zero-padded buffer split by stride phase, so that every tap reads it at unit
+// stride from a fixed offset with no bounds to test; B's micro-panels are gathered from that
+// copy. Direct mode: where an image's rows are wide, the micro-kernel reads B's rows in place
+// (NR consecutive elements at a per-tap offset) with no gather at all; the columns then run
+// over the padded width, and the padding columns (at most an eighth) are computed and
+// dropped.
 // Input gradient: the same gather GEMM run on dy, once per stride phase (ih % sh, iw % sw):
 // within a phase only the taps with (phase + pad - tap * dil) % stride == 0 reach a pixel,
 // at a fixed offset, so each phase is a stride-1 gather with a sub-kernel of the transposed
@@ -80,6 +81,9 @@ __attribute__((always_inline)) inline void copy_row(const T* row, int64_t w0, in
   if (s == 1) {
     const T* r = row + w0;
     for (int64_t q = qa; q < qb; ++q) d[q] = r[q];
+  } else if (s == 2) {  // the common stride, as a constant: the loop vectorizes
+    const T* r = row + w0;
+    for (int64_t q = qa; q < qb; ++q) d[q] = r[2 * q];
   } else {
     for (int64_t q = qa; q < qb; ++q) d[q] = row[w0 + q * s];
   }
@@ -99,39 +103,46 @@ struct Gather {
   int64_t d_img = 0, d_ch = 0, Wd = 0, du = 1, dv = 1, a = 0, b = 0;
   const T* bias = nullptr;
   int64_t M = 0, K = 0, N = 0;
-  const T* apack = nullptr;  // A packed by pack_a
+  const T* apack = nullptr;  // A packed by pack_a, or row-major (lda apart) when lda > 0
+  int64_t lda = 0;
   // Direct mode (unit source strides): B read in place from a zero-padded copy of the source,
   // xp (images x channels x Hp x Wp). An image's GEMM columns are then the Hp x Wp grid's
   // first U rows, all Wp wide (t = u * Wp + v), so a panel's row k is NR consecutive elements
   // at xp + koff[k] + t; the columns with v >= V are computed and dropped.
+  // Jobs outside direct mode read the same padded copy through pack_b, each panel row an
+  // indexed gather at the tap's offset koff[k].
   bool direct = false;
   const T* xp = nullptr;
   int64_t xp_img = 0, Hp = 0, Wp = 0, P0h = 0, P0w = 0;
   std::vector<int64_t> koff;
 
+  // A B panel outside direct mode, from the padded copy: column (n, u, v) of row k at
+  // xp + koff[k] + n * xp_img + u * Wp + v, with no bounds to test (the copy holds the zeros
+  // of the padding).
   template <int NR>
   __attribute__((always_inline)) void pack_b(int64_t k0, int64_t kc, int64_t j, int64_t nr, T* dst_panel) const {
     Run runs[NR];
     const int64_t nrun = runs_of(j, nr, U, V, runs);
-    const int64_t nth = offh.size(), ntw = offw.size(), taps = nth * ntw;
-    int64_t c = k0 / taps, th = (k0 % taps) / ntw, tw = k0 % ntw;
+    int64_t idx[NR];
+    for (int64_t r = 0; r < nrun; ++r) {
+      const Run& R = runs[r];
+      const int64_t at = R.n * xp_img + R.u * Wp + R.v;
+      for (int64_t q = 0; q < R.len; ++q) idx[R.q + q] = at + q;
+    }
+    const int64_t* ko = koff.data() + k0;
+    if (nr == NR) {
+      for (int64_t k = 0; k < kc; ++k) {
+        const T* s = xp + ko[k];
+        T* d = dst_panel + k * NR;
+        for (int q = 0; q < NR; ++q) d[q] = s[idx[q]];
+      }
+      return;
+    }
     for (int64_t k = 0; k < kc; ++k) {
+      const T* s = xp + ko[k];
       T* d = dst_panel + k * NR;
-      const T* plane = src + c * s_ch;
-      for (int64_t r = 0; r < nrun; ++r) {
-        const Run& R = runs[r];
-        const int64_t hh = R.u * su + offh[th];
-        if (hh < 0 || hh >= Hs) {
-          std::fill(d + R.q, d + R.q + R.len, T(0));
-        } else {
-          copy_row(plane + R.n * s_img + hh * Ws, R.v * sv + offw[tw], sv, Ws, R.len, d + R.q);
-        }
-      }
+      for (int64_t q = 0; q < nr; ++q) d[q] = s[idx[q]];
       for (int64_t q = nr; q < NR; ++q) d[q] = T(0);
-      if (++tw == ntw) {
-        tw = 0;
-        if (++th == nth) th = 0, ++c;
-      }
     }
   }
 
@@ -194,8 +205,9 @@ void run_block_direct(const Gather<T>& G, int64_t n, int64_t m0, int64_t m1, int
     const int64_t kc = std::min(gemm_detail::KC, G.K - pc);
     for (int64_t ip = m0; ip < m1; ip += MR)
       for (int64_t p = 0; p < panels; ++p)
-        Kern::micro_off(kc, G.apack + ip * G.K + pc * MR, base + p * NR, G.koff.data() + pc,
-                        tl + ((ip - m0) * panels + p * MR) * NR, pc > 0);
+        Kern::micro_off(kc, G.lda ? G.apack + ip * G.lda + pc : G.apack + ip * G.K + pc * MR,
+                        base + p * NR, G.koff.data() + pc, tl + ((ip - m0) * panels + p * MR) * NR,
+                        pc > 0, G.lda);
   }
   for (int64_t ip = m0; ip < m1; ip += MR)
     for (int64_t p = 0; p < panels; ++p)
@@ -203,14 +215,14 @@ void run_block_direct(const Gather<T>& G, int64_t n, int64_t m0, int64_t m1, int
                    std::min<int64_t>(NR, nc - p * NR), tl + ((ip - m0) * panels + p * MR) * NR, NR);
 }
 
-// Zero-padded copies of the sources of the jobs that can run in direct mode (no more than an
-// eighth of the computed columns dropped), into buf. A strided source is split by stride
+// Zero-padded copies of the jobs' sources into buf, and which jobs run in direct mode (no
+// more than an eighth of the computed columns dropped). A strided source is split by stride
 // phase: with e = off + P0 >= 0 a tap's offset from the padded origin, output (u, v) of tap
 // (th, tw) reads plane (e_th % su, e_tw % sv) at row u + e_th / su, column v + e_tw / sv, so
 // every tap is again a unit-stride run, at a fixed offset; only the phases some tap reaches
 // are copied.
 template <typename Kern, typename T>
-void prepare_direct(std::vector<Gather<T>>& jobs, int64_t images, std::vector<T>& buf) {
+void prepare_padded(std::vector<Gather<T>>& jobs, int64_t images, std::vector<T>& buf) {
   const size_t nj = jobs.size();
   std::vector<std::vector<int64_t>> pha(nj), phb(nj);  // phases copied
   std::vector<int64_t> mh(nj, -1), mw(nj, -1), cs(nj, 0);
@@ -264,12 +276,10 @@ void prepare_direct(std::vector<Gather<T>>& jobs, int64_t images, std::vector<T>
     if (mh[gj] < 0) continue;
     const size_t o = owner[gj];
     G.Hp = Hp[o], G.Wp = Wp[o];
+    if (G.Hp <= 0 || G.Wp <= 0) continue;
     // An image's columns are computed in whole panels: on small images the padding columns
     // and the last panel's rounding together must stay within an eighth too.
-    if (G.Hp <= 0 || G.Wp <= 0 || 8 * G.V < 7 * G.Wp ||
-        8 * G.U * G.V < 7 * round_up(G.U * G.Wp, Kern::NR))
-      continue;
-    G.direct = true;
+    G.direct = 8 * G.V >= 7 * G.Wp && 8 * G.U * G.V >= 7 * round_up(G.U * G.Wp, Kern::NR);
     G.xp_img = cs[o] * pha[o].size() * phb[o].size() * G.Hp * G.Wp;
     if (offsets[o] < 0) {
       offsets[o] = total;
@@ -284,7 +294,7 @@ void prepare_direct(std::vector<Gather<T>>& jobs, int64_t images, std::vector<T>
   };
   for (size_t gj = 0; gj < nj; ++gj) {
     auto& G = jobs[gj];
-    if (!G.direct) continue;
+    if (mh[gj] < 0 || G.Hp <= 0 || G.Wp <= 0) continue;
     const size_t own = owner[gj];
     T* xp = buf.data() + offsets[own];
     G.xp = xp;
@@ -351,7 +361,7 @@ void run_gathers(std::vector<Gather<T>>& jobs, int64_t images) {
     int64_t job, n, m0, m1, j0, nc;  // n: the image, in direct mode
   };
   thread_local std::vector<T> padded;  // kept between calls: no page faults
-  prepare_direct<Kern>(jobs, images, padded);
+  prepare_padded<Kern>(jobs, images, padded);
   const int64_t threads = omp_get_max_threads();
   auto blocks = [&](const Gather<T>& G, int64_t ncb) -> int64_t {
     if (G.M <= 0 || G.N <= 0 || G.K <= 0) return 0;
@@ -413,7 +423,8 @@ void run_gathers(std::vector<Gather<T>>& jobs, int64_t images) {
             if constexpr (Kern::isa == gemm_detail::Isa::avx512) store_avx512<T, NR>(G, i, j, mr, nr, t);
             else if constexpr (Kern::isa == gemm_detail::Isa::avx2) store_avx2<T, NR>(G, i, j, mr, nr, t);
             else store_base<T, NR>(G, i, j, mr, nr, t);
-          });
+          },
+          G.lda);
     }
   }
 }
@@ -444,7 +455,7 @@ void forward_impl(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
     std::vector<Gather<T>> jobs(g.groups);
     const int64_t M = g.ocg(), K = g.k(), P = g.pixels(), asize = padded_rows<Kern>(M) * K;
     thread_local std::vector<T> abuf;  // kept between calls: no page faults for big weights
-    abuf.resize(g.groups * asize);
+    if (M % Kern::MR) abuf.resize(g.groups * asize);
     for (int64_t gi = 0; gi < g.groups; ++gi) {
       Gather<T>& G = jobs[gi];
       G.src = x + gi * g.cg() * g.h * g.w;
@@ -456,6 +467,10 @@ void forward_impl(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
       G.dst = y + gi * M * P, G.d_img = g.oc * P, G.d_ch = P, G.Wd = g.ow;
       G.bias = bias ? bias + gi * M : nullptr;
       G.M = M, G.K = K, G.N = g.n * P;
+      if (M % Kern::MR == 0) {  // the weights are A as they are: row-major, K apart
+        G.apack = w + gi * M * K, G.lda = K;
+        continue;
+      }
       G.apack = abuf.data() + gi * asize;
       pack_a<Kern>(M, K, w + gi * M * K, K, 1, abuf.data() + gi * asize);
     }

@@ -31,10 +31,17 @@ namespace gemm_detail {
 
 constexpr int64_t KC = 256, MC = 96, NC = 256;
 
+// Element i of A's column k: a packed panel (lda == 0) holds it at a[k * MR + i], a row-major
+// A (a weight matrix used as it is, rows a multiple of MR) at a[i * lda + k].
+template <typename T, int MR, bool RM>
+inline __attribute__((always_inline)) T a_at(const T* __restrict a, int64_t lda, int64_t k, int i) {
+  return RM ? a[i * lda + k] : a[k * MR + i];
+}
+
 // tile (MR x NR, row-major) = (accumulate ? tile : 0) + sum_k a[k][0..MR) x b[k][0..NR) over
-// kc packed steps.
-template <typename T, int VB, int MR, int NR>
-inline __attribute__((always_inline)) void micro_body(int64_t kc, const T* __restrict a,
+// kc steps.
+template <typename T, int VB, int MR, int NR, bool RM>
+inline __attribute__((always_inline)) void micro_body(int64_t kc, const T* __restrict a, int64_t lda,
                                                       const T* __restrict b, T* __restrict tile,
                                                       bool accumulate) {
   constexpr int W = VB / sizeof(T), NV = NR / W;
@@ -48,7 +55,7 @@ inline __attribute__((always_inline)) void micro_body(int64_t kc, const T* __res
     V bv[NV];
     for (int j = 0; j < NV; ++j) bv[j] = *reinterpret_cast<const VU*>(b + k * NR + j * W);
     for (int i = 0; i < MR; ++i) {
-      const T ai = a[k * MR + i];
+      const T ai = a_at<T, MR, RM>(a, lda, k, i);
       for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
     }
   }
@@ -58,9 +65,9 @@ inline __attribute__((always_inline)) void micro_body(int64_t kc, const T* __res
 
 // The same product with B read in place: row k of the kc x NR panel starts at base + koff[k]
 // (NR contiguous elements), so a convolution over a zero-padded image needs no packing.
-template <typename T, int VB, int MR, int NR>
+template <typename T, int VB, int MR, int NR, bool RM>
 inline __attribute__((always_inline)) void micro_off_body(int64_t kc, const T* __restrict a,
-                                                          const T* base, const int64_t* koff,
+                                                          int64_t lda, const T* base, const int64_t* koff,
                                                           T* __restrict tile, bool accumulate) {
   constexpr int W = VB / sizeof(T), NV = NR / W;
   typedef T V __attribute__((vector_size(VB)));
@@ -74,7 +81,7 @@ inline __attribute__((always_inline)) void micro_off_body(int64_t kc, const T* _
     V bv[NV];
     for (int j = 0; j < NV; ++j) bv[j] = *reinterpret_cast<const VU*>(b + j * W);
     for (int i = 0; i < MR; ++i) {
-      const T ai = a[k * MR + i];
+      const T ai = a_at<T, MR, RM>(a, lda, k, i);
       for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
     }
   }
@@ -131,38 +138,45 @@ void micro_ab_generic(int64_t kc, const T* abase, const int64_t* aoff, const T* 
 }
 
 template <typename T>
-__attribute__((target("avx512f"))) void micro_off_avx512(int64_t kc, const T* a, const T* base,
-                                                         const int64_t* koff, T* tile, bool acc) {
-  micro_off_body<T, 64, 8, 128 / sizeof(T)>(kc, a, base, koff, tile, acc);
+__attribute__((target("avx512f"))) void micro_off_avx512(int64_t kc, const T* a, int64_t lda, const T* base,
+    const int64_t* koff, T* tile, bool acc) {
+  if (lda) micro_off_body<T, 64, 8, 128 / sizeof(T), true>(kc, a, lda, base, koff, tile, acc);
+  else micro_off_body<T, 64, 8, 128 / sizeof(T), false>(kc, a, 0, base, koff, tile, acc);
 }
 
 template <typename T>
-__attribute__((target("avx2,fma"))) void micro_off_avx2(int64_t kc, const T* a, const T* base,
-                                                        const int64_t* koff, T* tile, bool acc) {
-  micro_off_body<T, 32, 6, 64 / sizeof(T)>(kc, a, base, koff, tile, acc);
+__attribute__((target("avx2,fma"))) void micro_off_avx2(int64_t kc, const T* a, int64_t lda, const T* base,
+    const int64_t* koff, T* tile, bool acc) {
+  if (lda) micro_off_body<T, 32, 6, 64 / sizeof(T), true>(kc, a, lda, base, koff, tile, acc);
+  else micro_off_body<T, 32, 6, 64 / sizeof(T), false>(kc, a, 0, base, koff, tile, acc);
 }
 
 template <typename T>
-void micro_off_generic(int64_t kc, const T* a, const T* base, const int64_t* koff, T* tile,
-                       bool acc) {
-  micro_off_body<T, 16, 6, 32 / sizeof(T)>(kc, a, base, koff, tile, acc);
+void micro_off_generic(int64_t kc, const T* a, int64_t lda, const T* base,
+    const int64_t* koff, T* tile, bool acc) {
+  if (lda) micro_off_body<T, 16, 6, 32 / sizeof(T), true>(kc, a, lda, base, koff, tile, acc);
+  else micro_off_body<T, 16, 6, 32 / sizeof(T), false>(kc, a, 0, base, koff, tile, acc);
 }
 
 template <typename T>
-__attribute__((target("avx512f"))) void micro_avx512(int64_t kc, const T* a, const T* b, T* tile,
-                                                     bool accumulate) {
-  micro_body<T, 64, 8, 128 / sizeof(T)>(kc, a, b, tile, accumulate);
+__attribute__((target("avx512f"))) void micro_avx512(int64_t kc, const T* a, int64_t lda, const T* b, T* tile,
+    bool accumulate) {
+  if (lda) micro_body<T, 64, 8, 128 / sizeof(T), true>(kc, a, lda, b, tile, accumulate);
+  else micro_body<T, 64, 8, 128 / sizeof(T), false>(kc, a, 0, b, tile, accumulate);
 }
 
 template <typename T>
-__attribute__((target("avx2,fma"))) void micro_avx2(int64_t kc, const T* a, const T* b, T* tile,
-                                                    bool accumulate) {
-  micro_body<T, 32, 6, 64 / sizeof(T)>(kc, a, b, tile, accumulate);
+__attribute__((target("avx2,fma"))) void micro_avx2(int64_t kc, const T* a, int64_t lda, const T* b, T* tile,
+    bool accumulate) {
+  if (lda) micro_body<T, 32, 6, 64 / sizeof(T), true>(kc, a, lda, b, tile, accumulate);
+  else micro_body<T, 32, 6, 64 / sizeof(T), false>(kc, a, 0, b, tile, accumulate);
 }
 
 template <typename T>
-void micro_generic(int64_t kc, const T* a, const T* b, T* tile, bool accumulate) {
-  micro_body<T, 16, 6, 32 / sizeof(T)>(kc, a, b, tile, accumulate);
+void micro_generic(int64_t kc, const T* a, int64_t lda, const T* b, T* tile,
+    bool accumulate) {
+  if (lda) micro_body<T, 16, 6, 32 / sizeof(T), true>(kc, a, lda, b, tile, accumulate);
+  else micro_body<T, 16, 6, 32 / sizeof(T), false>(kc, a, 0, b, tile, accumulate);
 }
 
 enum class Isa { generic = 0, avx2 = 1, avx512 = 2 };
@@ -191,20 +205,23 @@ struct Kernel {
   static constexpr int MR = I == gemm_detail::Isa::avx512 ? 8 : 6;
   static constexpr int NR =
       (I == gemm_detail::Isa::avx512 ? 128 : I == gemm_detail::Isa::avx2 ? 64 : 32) / sizeof(T);
-  // tile = (accumulate ? tile : 0) + a (kc x MR panel) x b (kc x NR panel)
-  static void micro(int64_t kc, const T* a, const T* b, T* tile, bool accumulate = false) {
-    if constexpr (I == gemm_detail::Isa::avx512) gemm_detail::micro_avx512<T>(kc, a, b, tile, accumulate);
-    else if constexpr (I == gemm_detail::Isa::avx2) gemm_detail::micro_avx2<T>(kc, a, b, tile, accumulate);
-    else gemm_detail::micro_generic<T>(kc, a, b, tile, accumulate);
+  // tile = (accumulate ? tile : 0) + a (kc x MR panel) x b (kc x NR panel); lda > 0: the
+  // panel is MR rows of a row-major A, lda apart, instead of a packed one
+  static void micro(int64_t kc, const T* a, const T* b, T* tile, bool accumulate = false,
+                    int64_t lda = 0) {
+    if constexpr (I == gemm_detail::Isa::avx512) gemm_detail::micro_avx512<T>(kc, a, lda, b, tile, accumulate);
+    else if constexpr (I == gemm_detail::Isa::avx2) gemm_detail::micro_avx2<T>(kc, a, lda, b, tile, accumulate);
+    else gemm_detail::micro_generic<T>(kc, a, lda, b, tile, accumulate);
   }
-  // tile = (accumulate ? tile : 0) + a (kc x MR panel) x B, B's row k at base + koff[k]
+  // tile = (accumulate ? tile : 0) + a (kc x MR panel, as in micro) x B, B's row k at
+  // base + koff[k]
   static void micro_off(int64_t kc, const T* a, const T* base, const int64_t* koff, T* tile,
-                        bool accumulate) {
+                        bool accumulate, int64_t lda = 0) {
     if constexpr (I == gemm_detail::Isa::avx512)
-      gemm_detail::micro_off_avx512<T>(kc, a, base, koff, tile, accumulate);
+      gemm_detail::micro_off_avx512<T>(kc, a, lda, base, koff, tile, accumulate);
     else if constexpr (I == gemm_detail::Isa::avx2)
-      gemm_detail::micro_off_avx2<T>(kc, a, base, koff, tile, accumulate);
-    else gemm_detail::micro_off_generic<T>(kc, a, base, koff, tile, accumulate);
+      gemm_detail::micro_off_avx2<T>(kc, a, lda, base, koff, tile, accumulate);
+    else gemm_detail::micro_off_generic<T>(kc, a, lda, base, koff, tile, accumulate);
   }
   // tile = (accumulate ? tile : 0) + A x B, A's column k at abase + aoff[k] (MR elements),
   // B's row k at b + k * ldb (NR elements)
@@ -264,7 +281,8 @@ inline int64_t bpack_size(int64_t K, int64_t nc) {
   return std::min(K, gemm_detail::KC) * ((nc + Kern::NR - 1) / Kern::NR * Kern::NR);
 }
 
-// One block of C (M, N) = A (M, K) @ B (K, N), A packed by pack_a: rows [m0, m1) (m0 a
+// One block of C (M, N) = A (M, K) @ B (K, N), A packed by pack_a (or, with lda > 0, a
+// row-major A of a multiple of MR rows, lda apart, used in place): rows [m0, m1) (m0 a
 // multiple of MR), columns [j0, j0 + nc). K is walked in KC slices: each slice of B is packed
 // (NR-wide panels) and every (row panel, column panel) tile accumulates over it in a buffer,
 // so each finished tile is stored exactly once (no read-modify-write of C between slices),
@@ -275,7 +293,7 @@ inline int64_t bpack_size(int64_t K, int64_t nc) {
 // bpack: scratch of bpack_size<Kern>(K, nc) elements.
 template <typename Kern, typename T, typename PackB, typename Store>
 void run_block(int64_t M, int64_t K, int64_t m0, int64_t m1, int64_t j0, int64_t nc,
-               const T* apack, T* bpack, PackB&& pack_b, Store&& store) {
+               const T* apack, T* bpack, PackB&& pack_b, Store&& store, int64_t lda = 0) {
   constexpr int MR = Kern::MR, NR = Kern::NR;
   thread_local std::vector<T> tiles;
   const int64_t panels = (nc + NR - 1) / NR, rows = (m1 - m0 + MR - 1) / MR * MR;
@@ -287,8 +305,8 @@ void run_block(int64_t M, int64_t K, int64_t m0, int64_t m1, int64_t j0, int64_t
       pack_b(pc, kc, j0 + p * NR, std::min<int64_t>(NR, nc - p * NR), bpack + p * NR * kc);
     for (int64_t ip = m0; ip < m1; ip += MR)
       for (int64_t p = 0; p < panels; ++p)
-        Kern::micro(kc, apack + ip * K + pc * MR, bpack + p * NR * kc,
-                    tl + ((ip - m0) * panels + p * MR) * NR, pc > 0);
+        Kern::micro(kc, lda ? apack + ip * lda + pc : apack + ip * K + pc * MR, bpack + p * NR * kc,
+                    tl + ((ip - m0) * panels + p * MR) * NR, pc > 0, lda);
   }
   for (int64_t ip = m0; ip < m1; ip += MR)
     for (int64_t p = 0; p < panels; ++p)
