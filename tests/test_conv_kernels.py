@@ -62,6 +62,12 @@ GEOMS = [
     (2, 16, 57, 61, 24, 3, 2, 1, 1, 1, None),    # odd sizes: phases differ in rows and columns
     (1, 9, 45, 47, 17, 5, 3, 2, 1, 1, None),     # stride 3: nine phases, 1 or 2 taps each way
     (1, 16, 60, 59, 16, 3, 2, 2, 2, 1, None),    # dilation 2: every tap in phase 0
+    # Direct mode over batches of several images per thread: a work item is one image,
+    # padded into its thread's own buffer.
+    (4, 8, 12, 40, 16, 3, 1, 1, 1, 1, None),
+    (8, 6, 20, 30, 8, 3, 2, 1, 1, 1, None),      # stride 2: phase planes; dx's phases share dy
+    (4, 16, 9, 48, 12, 3, 2, 1, 1, 2, None),     # groups: one copy per group
+    (6, 4, 7, 60, 8, 5, 1, 2, 2, 1, (7, 60)),    # dilation 2, "same"
 ]
 
 

@@ -115,6 +115,32 @@ struct Gather {
   const T* xp = nullptr;
   int64_t xp_img = 0, Hp = 0, Wp = 0, P0h = 0, P0w = 0;
   std::vector<int64_t> koff;
+  // The copy is made by its owner (jobs of one source share it): the job index, and, in the
+  // owner, the stride phases copied and the channels.
+  int64_t owner = -1, cs = 0;
+  std::vector<int64_t> pha, phb;
+
+  // Channels [c0, c1) of image n of the copy this job owns: cs x |pha| x |phb| planes of
+  // Hp x Wp from img (the image's start).
+  void copy_image(int64_t n, int64_t c0, int64_t c1, T* img) const {
+    const int64_t na = pha.size(), nb = phb.size(), plane = Hp * Wp;
+    for (int64_t c = c0; c < c1; ++c) {
+      const T* s = src + n * s_img + c * s_ch;
+      for (int64_t ia = 0; ia < na; ++ia)
+        for (int64_t ib = 0; ib < nb; ++ib) {
+          T* dst = img + ((c * na + ia) * nb + ib) * plane;
+          for (int64_t r = 0; r < Hp; ++r) {
+            T* d = dst + r * Wp;
+            const int64_t sr = r * su + pha[ia] - P0h;
+            if (sr < 0 || sr >= Hs) {
+              std::fill(d, d + Wp, T(0));
+              continue;
+            }
+            copy_row(s + sr * Ws, phb[ib] - P0w, sv, Ws, Wp, d);
+          }
+        }
+    }
+  }
 
   // A B panel outside direct mode, from the padded copy: column (n, u, v) of row k at
   // xp + koff[k] + n * xp_img + u * Wp + v, with no bounds to test (the copy holds the zeros
@@ -192,15 +218,17 @@ void store_direct(const Gather<T>& G, int64_t n, int64_t i, int64_t t, int64_t m
   }
 }
 
-// run_block for direct mode: rows [m0, m1), columns [t0, t0 + nc) of one image, B in place.
+// run_block for direct mode: rows [m0, m1), columns [t0, t0 + nc) of image n, B in place in
+// the image's padded copy at img.
 template <typename Kern, typename T>
-void run_block_direct(const Gather<T>& G, int64_t n, int64_t m0, int64_t m1, int64_t t0, int64_t nc) {
+void run_block_direct(const Gather<T>& G, const T* img, int64_t n, int64_t m0, int64_t m1,
+                      int64_t t0, int64_t nc) {
   constexpr int MR = Kern::MR, NR = Kern::NR;
   thread_local std::vector<T> tiles;
   const int64_t panels = (nc + NR - 1) / NR, rows = (m1 - m0 + MR - 1) / MR * MR;
   if (static_cast<int64_t>(tiles.size()) < rows * panels * NR) tiles.resize(rows * panels * NR);
   T* tl = tiles.data();
-  const T* base = G.xp + n * G.xp_img + t0;
+  const T* base = img + t0;
   for (int64_t pc = 0; pc < G.K; pc += gemm_detail::KC) {
     const int64_t kc = std::min(gemm_detail::KC, G.K - pc);
     for (int64_t ip = m0; ip < m1; ip += MR)
@@ -215,123 +243,86 @@ void run_block_direct(const Gather<T>& G, int64_t n, int64_t m0, int64_t m1, int
                    std::min<int64_t>(NR, nc - p * NR), tl + ((ip - m0) * panels + p * MR) * NR, NR);
 }
 
-// Zero-padded copies of the jobs' sources into buf, and which jobs run in direct mode (no
+// Plans the zero-padded copies of the jobs' sources, and which jobs run in direct mode (no
 // more than an eighth of the computed columns dropped). A strided source is split by stride
 // phase: with e = off + P0 >= 0 a tap's offset from the padded origin, output (u, v) of tap
 // (th, tw) reads plane (e_th % su, e_tw % sv) at row u + e_th / su, column v + e_tw / sv, so
 // every tap is again a unit-stride run, at a fixed offset; only the phases some tap reaches
-// are copied.
+// are copied. Sets each job's owner, Hp, Wp, xp_img, direct and koff (offsets within an
+// image's copy); the owners' phases and channels.
 template <typename Kern, typename T>
-void prepare_padded(std::vector<Gather<T>>& jobs, int64_t images, std::vector<T>& buf) {
+void plan_padded(std::vector<Gather<T>>& jobs) {
   const size_t nj = jobs.size();
-  std::vector<std::vector<int64_t>> pha(nj), phb(nj);  // phases copied
-  std::vector<int64_t> mh(nj, -1), mw(nj, -1), cs(nj, 0);
+  std::vector<int64_t> mh(nj, -1), mw(nj, -1);
   for (size_t gj = 0; gj < nj; ++gj) {
     auto& G = jobs[gj];
+    G.owner = -1;
     if (G.M <= 0 || G.N <= 0 || G.K <= 0) continue;
     G.P0h = std::max<int64_t>(0, -*std::min_element(G.offh.begin(), G.offh.end()));
     G.P0w = std::max<int64_t>(0, -*std::min_element(G.offw.begin(), G.offw.end()));
     mh[gj] = mw[gj] = 0;
+    G.pha.clear(), G.phb.clear();
     for (int64_t o : G.offh) {
       mh[gj] = std::max(mh[gj], (o + G.P0h) / G.su);
-      pha[gj].push_back((o + G.P0h) % G.su);
+      G.pha.push_back((o + G.P0h) % G.su);
     }
     for (int64_t o : G.offw) {
       mw[gj] = std::max(mw[gj], (o + G.P0w) / G.sv);
-      phb[gj].push_back((o + G.P0w) % G.sv);
+      G.phb.push_back((o + G.P0w) % G.sv);
     }
-    for (auto* ph : {&pha[gj], &phb[gj]}) {
+    for (auto* ph : {&G.pha, &G.phb}) {
       std::sort(ph->begin(), ph->end());
       ph->erase(std::unique(ph->begin(), ph->end()), ph->end());
     }
-    cs[gj] = G.K / static_cast<int64_t>(G.offh.size() * G.offw.size());
+    G.cs = G.K / static_cast<int64_t>(G.offh.size() * G.offw.size());
   }
   // Jobs reading one unit-stride source with the same padding origin (the stride phases of
   // an input gradient) share one padded copy, as tall and wide as the largest needs.
-  std::vector<size_t> owner(nj);
   for (size_t gj = 0; gj < nj; ++gj) {
-    owner[gj] = gj;
-    const auto& G = jobs[gj];
-    if (mh[gj] < 0 || G.su != 1 || G.sv != 1) continue;
+    auto& G = jobs[gj];
+    if (mh[gj] < 0) continue;
+    G.owner = gj;
+    if (G.su != 1 || G.sv != 1) continue;
     for (size_t o = 0; o < gj; ++o) {
       const auto& H = jobs[o];
-      if (owner[o] == o && mh[o] >= 0 && H.su == 1 && H.sv == 1 && H.src == G.src &&
+      if (H.owner == static_cast<int64_t>(o) && H.su == 1 && H.sv == 1 && H.src == G.src &&
           H.s_img == G.s_img && H.s_ch == G.s_ch && H.Hs == G.Hs && H.Ws == G.Ws &&
-          cs[o] == cs[gj] && H.P0h == G.P0h && H.P0w == G.P0w) {
-        owner[gj] = o;
+          H.cs == G.cs && H.P0h == G.P0h && H.P0w == G.P0w) {
+        G.owner = o;
         break;
       }
     }
   }
-  std::vector<int64_t> Hp(nj, 0), Wp(nj, 0);  // per owner: the shared copy's plane
-  for (size_t gj = 0; gj < nj; ++gj) {
-    if (mh[gj] < 0) continue;
-    Hp[owner[gj]] = std::max(Hp[owner[gj]], jobs[gj].U + mh[gj]);
-    Wp[owner[gj]] = std::max(Wp[owner[gj]], jobs[gj].V + mw[gj]);
-  }
-  std::vector<int64_t> offsets(nj, -1);  // per owner whose copy is made: where it starts
-  int64_t total = 0;
-  for (size_t gj = 0; gj < nj; ++gj) {
+  for (size_t gj = 0; gj < nj; ++gj) {  // the shared copy's plane, in its owner
     auto& G = jobs[gj];
-    if (mh[gj] < 0) continue;
-    const size_t o = owner[gj];
-    G.Hp = Hp[o], G.Wp = Wp[o];
-    if (G.Hp <= 0 || G.Wp <= 0) continue;
-    // An image's columns are computed in whole panels: on small images the padding columns
-    // and the last panel's rounding together must stay within an eighth too.
-    G.direct = 8 * G.V >= 7 * G.Wp && 8 * G.U * G.V >= 7 * round_up(G.U * G.Wp, Kern::NR);
-    G.xp_img = cs[o] * pha[o].size() * phb[o].size() * G.Hp * G.Wp;
-    if (offsets[o] < 0) {
-      offsets[o] = total;
-      total += images * G.xp_img + Kern::NR + G.Wp;  // slack: the last panels read past the end
-    }
+    if (G.owner < 0) continue;
+    auto& O = jobs[G.owner];
+    if (G.owner == static_cast<int64_t>(gj)) O.Hp = O.Wp = 0;
+    O.Hp = std::max(O.Hp, G.U + mh[gj]);
+    O.Wp = std::max(O.Wp, G.V + mw[gj]);
   }
-  if (total == 0) return;
-  if (static_cast<int64_t>(buf.size()) < total) buf.resize(total);
-  std::vector<char> copied(nj, 0);
   auto index = [](const std::vector<int64_t>& v, int64_t x) {
     return static_cast<int64_t>(std::lower_bound(v.begin(), v.end(), x) - v.begin());
   };
   for (size_t gj = 0; gj < nj; ++gj) {
     auto& G = jobs[gj];
-    if (mh[gj] < 0 || G.Hp <= 0 || G.Wp <= 0) continue;
-    const size_t own = owner[gj];
-    T* xp = buf.data() + offsets[own];
-    G.xp = xp;
-    const auto& A = pha[own];
-    const auto& B = phb[own];
-    const int64_t na = A.size(), nb = B.size(), plane = G.Hp * G.Wp;
+    if (G.owner < 0) continue;
+    const auto& O = jobs[G.owner];
+    G.Hp = O.Hp, G.Wp = O.Wp;
+    const int64_t na = O.pha.size(), nb = O.phb.size(), plane = G.Hp * G.Wp;
+    G.xp_img = O.cs * na * nb * plane;
+    // An image's columns are computed in whole panels: on small images the padding columns
+    // and the last panel's rounding together must stay within an eighth too.
+    G.direct = 8 * G.V >= 7 * G.Wp && 8 * G.U * G.V >= 7 * round_up(G.U * G.Wp, Kern::NR);
     const int64_t nth = G.offh.size(), ntw = G.offw.size();
     G.koff.resize(G.K);
-    for (int64_t c = 0; c < cs[gj]; ++c)
+    for (int64_t c = 0; c < G.cs; ++c)
       for (int64_t th = 0; th < nth; ++th)
         for (int64_t tw = 0; tw < ntw; ++tw) {
           const int64_t eh = G.offh[th] + G.P0h, ew = G.offw[tw] + G.P0w;
-          const int64_t pl = (c * na + index(A, eh % G.su)) * nb + index(B, ew % G.sv);
+          const int64_t pl = (c * na + index(O.pha, eh % G.su)) * nb + index(O.phb, ew % G.sv);
           G.koff[(c * nth + th) * ntw + tw] = pl * plane + eh / G.su * G.Wp + ew / G.sv;
         }
-    if (copied[own]) continue;  // a shared copy is made once
-    copied[own] = 1;
-    const int64_t ncs = cs[own];
-#pragma omp parallel for schedule(static)
-    for (int64_t nc = 0; nc < images * ncs; ++nc) {
-      const int64_t n = nc / ncs, c = nc % ncs;
-      const T* src = G.src + n * G.s_img + c * G.s_ch;
-      for (int64_t ia = 0; ia < na; ++ia)
-        for (int64_t ib = 0; ib < nb; ++ib) {
-          T* dst = xp + ((nc * na + ia) * nb + ib) * plane;
-          for (int64_t r = 0; r < G.Hp; ++r) {
-            T* d = dst + r * G.Wp;
-            const int64_t sr = r * G.su + A[ia] - G.P0h;
-            if (sr < 0 || sr >= G.Hs) {
-              std::fill(d, d + G.Wp, T(0));
-              continue;
-            }
-            copy_row(src + sr * G.Ws, B[ib] - G.P0w, G.sv, G.Ws, G.Wp, d);
-          }
-        }
-    }
-    std::fill(xp + images * G.xp_img, xp + images * G.xp_img + Kern::NR + G.Wp, T(0));
   }
 }
 
@@ -353,20 +344,85 @@ PYDL_GATHER_VARIANT(avx2, __attribute__((target("avx2,fma"))))
 PYDL_GATHER_VARIANT(base, )
 #undef PYDL_GATHER_VARIANT
 
-// Runs every job (their A matrices already packed) over OpenMP work items.
+// Runs every job (their A matrices ready) over OpenMP work items.
+// When every job runs in direct mode, there are images enough to share evenly between the
+// threads, and an image's copy fits in a core's L2, a work item is one image: its thread
+// makes that image's padded copy in a buffer of its own and runs every job over it while it
+// is in cache (the copy of the whole batch never goes out to memory and back). Otherwise
+// the whole batch is copied first and the items are blocks of columns (and of rows, when
+// they are few), spanning images outside direct mode.
 template <typename Kern, typename T>
 void run_gathers(std::vector<Gather<T>>& jobs, int64_t images) {
   constexpr int MR = Kern::MR, NR = Kern::NR;
   struct Item {
     int64_t job, n, m0, m1, j0, nc;  // n: the image, in direct mode
   };
-  thread_local std::vector<T> padded;  // kept between calls: no page faults
-  prepare_padded<Kern>(jobs, images, padded);
+  plan_padded<Kern>(jobs);
   const int64_t threads = omp_get_max_threads();
+  const int64_t nj = jobs.size();
+  bool all_direct = true;
+  int64_t img_total = 0;  // one image's copies, each followed by its slack
+  std::vector<int64_t> at(nj, -1);  // per owner: where its image copy starts in that buffer
+  for (int64_t g = 0; g < nj; ++g) {
+    const auto& G = jobs[g];
+    if (G.owner < 0) continue;
+    all_direct = all_direct && G.direct;
+    if (G.owner == g) at[g] = img_total, img_total += G.xp_img + NR + G.Wp;  // slack: panels read past the end
+  }
+  if (img_total == 0) return;
+  const bool per_image = all_direct && images >= 2 * threads &&
+                         (images % threads == 0 || images >= 4 * threads) &&
+                         img_total * static_cast<int64_t>(sizeof(T)) <= (int64_t{1} << 20) * 3 / 2;
   auto blocks = [&](const Gather<T>& G, int64_t ncb) -> int64_t {
-    if (G.M <= 0 || G.N <= 0 || G.K <= 0) return 0;
+    if (G.owner < 0) return 0;
     return G.direct ? images * ((G.U * G.Wp + ncb - 1) / ncb) : (G.N + ncb - 1) / ncb;
   };
+  if (per_image) {
+    const int64_t ncb = round_up(128, NR);
+#pragma omp parallel
+    {
+      thread_local std::vector<T> img;  // kept between calls: no page faults
+      if (static_cast<int64_t>(img.size()) < img_total) img.resize(img_total);
+      for (int64_t g = 0; g < nj; ++g)  // the slack after each copy: read, never kept
+        if (at[g] >= 0) std::fill_n(img.data() + at[g] + jobs[g].xp_img, NR + jobs[g].Wp, T(0));
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t n = 0; n < images; ++n) {
+        for (int64_t g = 0; g < nj; ++g)
+          if (at[g] >= 0) jobs[g].copy_image(n, 0, jobs[g].cs, img.data() + at[g]);
+        for (int64_t g = 0; g < nj; ++g) {
+          const auto& G = jobs[g];
+          if (G.owner < 0) continue;
+          const int64_t nv = G.U * G.Wp;
+          for (int64_t j0 = 0; j0 < nv; j0 += ncb)
+            run_block_direct<Kern>(G, img.data() + at[G.owner], n, 0, G.M, j0, std::min(ncb, nv - j0));
+        }
+      }
+    }
+    return;
+  }
+  // The whole batch's copies, each owner's images back to back.
+  thread_local std::vector<T> padded;  // kept between calls: no page faults
+  {
+    std::vector<int64_t> off(nj, -1);
+    int64_t total = 0;
+    for (int64_t g = 0; g < nj; ++g)
+      if (at[g] >= 0) off[g] = total, total += images * jobs[g].xp_img + NR + jobs[g].Wp;
+    if (static_cast<int64_t>(padded.size()) < total) padded.resize(total);
+    for (int64_t g = 0; g < nj; ++g) {
+      auto& G = jobs[g];
+      if (G.owner >= 0) G.xp = padded.data() + off[G.owner];
+    }
+    for (int64_t g = 0; g < nj; ++g) {
+      if (at[g] < 0) continue;
+      const auto& O = jobs[g];
+      T* xp = padded.data() + off[g];
+      const int64_t cs = O.cs;
+#pragma omp parallel for schedule(static)
+      for (int64_t nc = 0; nc < images * cs; ++nc)
+        O.copy_image(nc / cs, nc % cs, nc % cs + 1, xp + nc / cs * O.xp_img);
+      std::fill_n(xp + images * O.xp_img, NR + O.Wp, T(0));
+    }
+  }
   auto count = [&](int64_t ncb) {
     int64_t c = 0;
     for (const auto& G : jobs) c += blocks(G, ncb);
@@ -409,7 +465,7 @@ void run_gathers(std::vector<Gather<T>>& jobs, int64_t images) {
       const Item& I = items[it];
       const Gather<T>& G = jobs[I.job];
       if (G.direct) {
-        run_block_direct<Kern>(G, I.n, I.m0, I.m1, I.j0, I.nc);
+        run_block_direct<Kern>(G, G.xp + I.n * G.xp_img, I.n, I.m0, I.m1, I.j0, I.nc);
         continue;
       }
       run_block<Kern>(
