@@ -90,6 +90,20 @@ __attribute__((always_inline)) inline void copy_row(const T* row, int64_t w0, in
   for (int64_t q = qb; q < len; ++q) d[q] = T(0);
 }
 
+// dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols, in 16 x 16 blocks: each
+// block's source lines stay in L1 while dst is written in contiguous runs, a cache line at a
+// time (column by column, every store would land on a different line).
+template <typename T>
+void transpose(const T* src, int64_t lds, int64_t rows, int64_t cols, T* dst, int64_t ldd) {
+  constexpr int64_t B = 16;
+  for (int64_t j0 = 0; j0 < cols; j0 += B)
+    for (int64_t i0 = 0; i0 < rows; i0 += B) {
+      const int64_t i1 = std::min(rows, i0 + B), j1 = std::min(cols, j0 + B);
+      for (int64_t j = j0; j < j1; ++j)
+        for (int64_t i = i0; i < i1; ++i) dst[j * ldd + i] = src[i * lds + j];
+    }
+}
+
 // One gather GEMM: C (M, N) = A (M, K) @ B (K, N) with K = Cs * |offh| * |offw| and
 // B[(c, th, tw)][(n, u, v)] = src[n, c, u * su + offh[th], v * sv + offw[tw]] (zero outside
 // the Hs x Ws plane); C[m][(n, u, v)] goes to dst[n, m, u * du + a, v * dv + b] (+ bias[m]).
@@ -838,27 +852,33 @@ void backward_weight_nhwc(const Geom& g, const T* x, const T* dy, T* dw) {
   dyt_buf.resize(NP * OCP);
   T* const xh = xh_buf.data();  // thread_local: the other threads must use this thread's buffers
   T* const dyt = dyt_buf.data();
+  // Both copies go by (image, block of 16 channels): the block's planes are read in order
+  // (16 sequential streams) and each pixel's 16 channels are written as one run.
+  const int64_t cb = (Cp + 15) / 16, ob = (OCP + 15) / 16;
 #pragma omp parallel for schedule(static)
-  for (int64_t nr = 0; nr < g.n * Hp; ++nr) {
-    const int64_t n = nr / Hp, r = nr % Hp, hh = r - g.ph;
-    T* d = xh + nr * Wp * Cp;
-    std::fill(d, d + Wp * Cp, T(0));
-    if (hh < 0 || hh >= g.h) continue;
+  for (int64_t it = 0; it < g.n * cb; ++it) {
+    const int64_t n = it / cb, c0 = it % cb * 16, c1 = std::min(Cp, c0 + 16), cr = std::min(c1, C);
     const int64_t q0 = std::max<int64_t>(0, g.pw), q1 = std::min(Wp, g.w + g.pw);
-    for (int64_t c = 0; c < C; ++c) {
-      const T* src = x + ((n * C + c) * g.h + hh) * g.w;
-      for (int64_t q = q0; q < q1; ++q) d[q * Cp + c] = src[q - g.pw];
+    for (int64_t r = 0; r < Hp; ++r) {
+      T* d = xh + (n * Hp + r) * Wp * Cp;
+      const int64_t hh = r - g.ph;
+      const bool inside = hh >= 0 && hh < g.h && q1 > q0 && cr > c0;
+      for (int64_t q = 0; q < Wp; ++q) {
+        const int64_t z0 = inside && q >= q0 && q < q1 ? cr : c0;  // zeros from channel z0
+        std::fill(d + q * Cp + z0, d + q * Cp + c1, T(0));
+      }
+      if (inside)
+        transpose(x + ((n * C + c0) * g.h + hh) * g.w + q0 - g.pw, g.h * g.w, cr - c0, q1 - q0,
+                  d + q0 * Cp + c0, Cp);
     }
   }
 #pragma omp parallel for schedule(static)
-  for (int64_t p0 = 0; p0 < NP; p0 += 64) {  // blocks of 64 pixels: rows of dy^T stay in cache
-    const int64_t p1 = std::min(NP, p0 + 64);
-    for (int64_t p = p0; p < p1; ++p) std::fill(dyt + p * OCP + OC, dyt + (p + 1) * OCP, T(0));
-    for (int64_t o = 0; o < OC; ++o)
-      for (int64_t p = p0; p < p1; ++p) {
-        const int64_t n = p / P, q = p % P;
-        dyt[p * OCP + o] = dy[(n * OC + o) * P + q];
-      }
+  for (int64_t it = 0; it < g.n * ob; ++it) {
+    const int64_t n = it / ob, o0 = it % ob * 16, o1 = std::min(OCP, o0 + 16), orl = std::min(o1, OC);
+    T* d = dyt + n * P * OCP;
+    if (orl > o0) transpose(dy + (n * OC + o0) * P, P, orl - o0, P, d + o0, OCP);
+    if (orl < o1)
+      for (int64_t q = 0; q < P; ++q) std::fill(d + q * OCP + orl, d + q * OCP + o1, T(0));
   }
   // Items: blocks of rows (as many as keep the accumulators near 512 KiB) and pixel chunks.
   const int64_t RB = std::min(round_up(rows, MR), std::max<int64_t>(MR, (1 << 17) / OCP / MR * MR));
