@@ -18,7 +18,10 @@
 // within a phase only the taps with (phase + pad - tap * dil) % stride == 0 reach a pixel,
 // at a fixed offset, so each phase is a stride-1 gather with a sub-kernel of the transposed
 // weights, and no multiply is spent on the zeros a strided convolution's gradient would
-// otherwise insert. Phases that no tap reaches are zero.
+// otherwise insert. Phases that no tap reaches are zero. The micro-kernel reads that
+// sub-kernel from w as it is (rows C/g apart by KH*KW, columns through an offset table);
+// only when C/g is not a whole number of register-tile rows are the phases packed, all in
+// one pass over w.
 // Weight gradient: dW^T (C/g*KH*KW, OC/g) = cols (taps, pixels) @ dy^T, reducing over every
 // pixel of every image; work items own slices of taps (and, when there are few, of pixels,
 // with per-item partial sums added at the end).
@@ -117,8 +120,11 @@ struct Gather {
   int64_t d_img = 0, d_ch = 0, Wd = 0, du = 1, dv = 1, a = 0, b = 0;
   const T* bias = nullptr;
   int64_t M = 0, K = 0, N = 0;
-  const T* apack = nullptr;  // A packed by pack_a, or row-major (lda apart) when lda > 0
+  // A packed by pack_a or, when lda > 0, read in place: rows lda apart, column k at k or, given
+  // acol, at acol[k] (Kernel::micro)
+  const T* apack = nullptr;
   int64_t lda = 0;
+  const int64_t* acol = nullptr;
   // Direct mode (unit source strides): B read in place from a zero-padded copy of the source,
   // xp (images x channels x Hp x Wp). An image's GEMM columns are then the Hp x Wp grid's
   // first U rows, all Wp wide (t = u * Wp + v), so a panel's row k is NR consecutive elements
@@ -247,9 +253,12 @@ void run_block_direct(const Gather<T>& G, const T* img, int64_t n, int64_t m0, i
     const int64_t kc = std::min(gemm_detail::KC, G.K - pc);
     for (int64_t ip = m0; ip < m1; ip += MR)
       for (int64_t p = 0; p < panels; ++p)
-        Kern::micro_off(kc, G.lda ? G.apack + ip * G.lda + pc : G.apack + ip * G.K + pc * MR,
+        Kern::micro_off(kc,
+                        G.acol  ? G.apack + ip * G.lda
+                        : G.lda ? G.apack + ip * G.lda + pc
+                                : G.apack + ip * G.K + pc * MR,
                         base + p * NR, G.koff.data() + pc, tl + ((ip - m0) * panels + p * MR) * NR,
-                        pc > 0, G.lda);
+                        pc > 0, G.lda, G.acol ? G.acol + pc : nullptr);
   }
   for (int64_t ip = m0; ip < m1; ip += MR)
     for (int64_t p = 0; p < panels; ++p)
@@ -494,7 +503,7 @@ void run_gathers(std::vector<Gather<T>>& jobs, int64_t images) {
             else if constexpr (Kern::isa == gemm_detail::Isa::avx2) store_avx2<T, NR>(G, i, j, mr, nr, t);
             else store_base<T, NR>(G, i, j, mr, nr, t);
           },
-          G.lda);
+          G.lda, G.acol);
     }
   }
 }
@@ -617,12 +626,22 @@ void backward_input_impl(const Geom& g, const T* dy, const T* w, T* dx) {
           },
           static_cast<const T*>(nullptr), dx);
     }
-    const int64_t M = g.cg(), OCG = g.ocg(), P = g.pixels();
+    const int64_t M = g.cg(), OCG = g.ocg(), P = g.pixels(), khw = g.kh * g.kw;
     std::vector<Gather<T>> jobs;
     thread_local std::vector<T> abuf;  // kept between calls: no page faults for big weights
     // Every phase's packed A fits in padded_rows(C/g) * OC/g * KH * KW per group.
-    const int64_t asize = padded_rows<Kern>(M) * OCG * g.kh * g.kw;
-    abuf.resize(g.sh * g.sw * g.groups * asize);
+    const int64_t asize = padded_rows<Kern>(M) * OCG * khw;
+    constexpr int MR = Kern::MR;
+    const bool in_place = M % MR == 0;  // A read from w as it is; packed otherwise
+    if (!in_place) abuf.resize(g.sh * g.sw * g.groups * asize);
+    struct Phase {
+      T* ap;                   // group 0's packed A; group gi's is asize further per gi
+      int64_t K;
+      std::vector<int64_t> tap;  // its taps (i * kw + j) in column order
+      std::vector<int64_t> acol;  // in place: where column k sits in w (for c = 0, group 0)
+    };
+    std::vector<Phase> phases;
+    std::vector<size_t> job_phase;
     for (int64_t a = 0; a < g.sh; ++a) {
       for (int64_t b = 0; b < g.sw; ++b) {
         const int64_t U = g.h > a ? (g.h - a + g.sh - 1) / g.sh : 0;
@@ -639,6 +658,10 @@ void backward_input_impl(const Geom& g, const T* dy, const T* w, T* dx) {
           continue;
         }
         const int64_t nt = ti.size() * tj.size(), K = OCG * nt;
+        // A[c][(o, th, tw)] = w[gi * OCG + o, c, ti[th], tj[tw]], packed below for all phases
+        phases.push_back({in_place ? nullptr : abuf.data() + (a * g.sw + b) * g.groups * asize, K, {}, {}});
+        for (int64_t i : ti)
+          for (int64_t j : tj) phases.back().tap.push_back(i * g.kw + j);
         for (int64_t gi = 0; gi < g.groups; ++gi) {
           jobs.emplace_back();
           Gather<T>& G = jobs.back();
@@ -647,18 +670,46 @@ void backward_input_impl(const Geom& g, const T* dy, const T* w, T* dx) {
           G.dst = dx + gi * M * g.h * g.w, G.d_img = g.c * g.h * g.w, G.d_ch = g.h * g.w;
           G.Wd = g.w, G.du = g.sh, G.dv = g.sw, G.a = a, G.b = b;
           G.M = M, G.K = K, G.N = g.n * U * V;
-          // A[c][(o, th, tw)] = w[gi * OCG + o, c, ti[th], tj[tw]]
-          T* ap = abuf.data() + ((a * g.sw + b) * g.groups + gi) * asize;
-          // kofs[k]: where column k of A sits in w for c = 0 (no divisions in the pack)
-          const int64_t nth = ti.size(), ntw = tj.size(), khw = g.kh * g.kw;
-          std::vector<int64_t> kofs(K);
-          for (int64_t o = 0, k = 0; o < OCG; ++o)
-            for (int64_t th = 0; th < nth; ++th)
-              for (int64_t tw = 0; tw < ntw; ++tw, ++k)
-                kofs[k] = (gi * OCG + o) * M * khw + ti[th] * g.kw + tj[tw];
-          const int64_t* ko = kofs.data();
-          pack_a_with<Kern>(M, K, [&](int64_t c, int64_t k) { return w[ko[k] + c * khw]; }, ap);
-          G.apack = ap;
+          if (!in_place) G.apack = phases.back().ap + gi * asize;
+          job_phase.push_back(phases.size() - 1);
+        }
+      }
+    }
+    if (in_place) {
+      // A[c][(o, t)] = w[gi * OCG + o][c][tap t]: rows KH * KW apart, columns at a table's
+      // offsets; the micro-kernel reads the weights as they are.
+      for (auto& ph : phases) {
+        const int64_t nt = ph.tap.size();
+        ph.acol.resize(ph.K);
+        for (int64_t o = 0; o < OCG; ++o)
+          for (int64_t t = 0; t < nt; ++t) ph.acol[o * nt + t] = o * M * khw + ph.tap[t];
+      }
+      for (size_t j = 0; j < jobs.size(); ++j) {
+        Gather<T>& G = jobs[j];
+        const int64_t gi = static_cast<int64_t>(j) % g.groups;
+        G.apack = w + gi * OCG * M * khw, G.lda = khw, G.acol = phases[job_phase[j]].acol.data();
+      }
+      run_gathers<Kern>(jobs, g.n);
+      return;
+    }
+    // One pass over w packs every phase: a panel's MR channels of output channel o are
+    // MR * KH * KW contiguous weights, read once and dealt out to the phases' columns
+    // (packing phase by phase would read each line of w once per phase).
+    const int64_t panels = (M + MR - 1) / MR;
+#pragma omp parallel for schedule(static) if (g.groups * OCG * M * khw >= (1 << 16))
+    for (int64_t it = 0; it < g.groups * panels; ++it) {
+      const int64_t gi = it / panels, ip = it % panels * MR;
+      const int64_t mr = std::min<int64_t>(MR, M - ip);
+      for (int64_t o = 0; o < OCG; ++o) {
+        const T* src = w + ((gi * OCG + o) * M + ip) * khw;
+        for (const Phase& ph : phases) {
+          const int64_t nt = ph.tap.size();
+          T* d = ph.ap + gi * asize + ip * ph.K + o * nt * MR;
+          for (int64_t t = 0; t < nt; ++t, d += MR) {
+            const T* s = src + ph.tap[t];
+            for (int64_t i = 0; i < mr; ++i) d[i] = s[i * khw];
+            for (int64_t i = mr; i < MR; ++i) d[i] = T(0);
+          }
         }
       }
     }

@@ -31,17 +31,20 @@ namespace gemm_detail {
 
 constexpr int64_t KC = 256, MC = 96, NC = 256;
 
-// Element i of A's column k: a packed panel (lda == 0) holds it at a[k * MR + i], a row-major
-// A (a weight matrix used as it is, rows a multiple of MR) at a[i * lda + k].
-template <typename T, int MR, bool RM>
-inline __attribute__((always_inline)) T a_at(const T* __restrict a, int64_t lda, int64_t k, int i) {
-  return RM ? a[i * lda + k] : a[k * MR + i];
+// Element i of A's column k, by how A is laid out (AM): 0, a packed panel, at a[k * MR + i];
+// 1, a row-major A (a weight matrix used as it is, rows a multiple of MR), at a[i * lda + k];
+// 2, rows lda apart with columns at a table's offsets (the transposed weights of an input
+// gradient read in place), at a[i * lda + acol[k]].
+template <typename T, int MR, int AM>
+inline __attribute__((always_inline)) T a_at(const T* __restrict a, int64_t lda,
+                                             const int64_t* __restrict acol, int64_t k, int i) {
+  return AM == 2 ? a[i * lda + acol[k]] : AM == 1 ? a[i * lda + k] : a[k * MR + i];
 }
 
 // tile (MR x NR, row-major) = (accumulate ? tile : 0) + sum_k a[k][0..MR) x b[k][0..NR) over
 // kc steps.
-template <typename T, int VB, int MR, int NR, bool RM>
-inline __attribute__((always_inline)) void micro_body(int64_t kc, const T* __restrict a, int64_t lda,
+template <typename T, int VB, int MR, int NR, int AM>
+inline __attribute__((always_inline)) void micro_body(int64_t kc, const T* __restrict a, int64_t lda, const int64_t* acol,
                                                       const T* __restrict b, T* __restrict tile,
                                                       bool accumulate) {
   constexpr int W = VB / sizeof(T), NV = NR / W;
@@ -55,7 +58,7 @@ inline __attribute__((always_inline)) void micro_body(int64_t kc, const T* __res
     V bv[NV];
     for (int j = 0; j < NV; ++j) bv[j] = *reinterpret_cast<const VU*>(b + k * NR + j * W);
     for (int i = 0; i < MR; ++i) {
-      const T ai = a_at<T, MR, RM>(a, lda, k, i);
+      const T ai = a_at<T, MR, AM>(a, lda, acol, k, i);
       for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
     }
   }
@@ -65,9 +68,9 @@ inline __attribute__((always_inline)) void micro_body(int64_t kc, const T* __res
 
 // The same product with B read in place: row k of the kc x NR panel starts at base + koff[k]
 // (NR contiguous elements), so a convolution over a zero-padded image needs no packing.
-template <typename T, int VB, int MR, int NR, bool RM>
+template <typename T, int VB, int MR, int NR, int AM>
 inline __attribute__((always_inline)) void micro_off_body(int64_t kc, const T* __restrict a,
-                                                          int64_t lda, const T* base, const int64_t* koff,
+                                                          int64_t lda, const int64_t* acol, const T* base, const int64_t* koff,
                                                           T* __restrict tile, bool accumulate) {
   constexpr int W = VB / sizeof(T), NV = NR / W;
   typedef T V __attribute__((vector_size(VB)));
@@ -81,7 +84,7 @@ inline __attribute__((always_inline)) void micro_off_body(int64_t kc, const T* _
     V bv[NV];
     for (int j = 0; j < NV; ++j) bv[j] = *reinterpret_cast<const VU*>(b + j * W);
     for (int i = 0; i < MR; ++i) {
-      const T ai = a_at<T, MR, RM>(a, lda, k, i);
+      const T ai = a_at<T, MR, AM>(a, lda, acol, k, i);
       for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
     }
   }
@@ -138,45 +141,51 @@ void micro_ab_generic(int64_t kc, const T* abase, const int64_t* aoff, const T* 
 }
 
 template <typename T>
-__attribute__((target("avx512f"))) void micro_off_avx512(int64_t kc, const T* a, int64_t lda, const T* base,
+__attribute__((target("avx512f"))) void micro_off_avx512(int64_t kc, const T* a, int64_t lda, const int64_t* acol, const T* base,
     const int64_t* koff, T* tile, bool acc) {
-  if (lda) micro_off_body<T, 64, 8, 128 / sizeof(T), true>(kc, a, lda, base, koff, tile, acc);
-  else micro_off_body<T, 64, 8, 128 / sizeof(T), false>(kc, a, 0, base, koff, tile, acc);
+  if (acol) micro_off_body<T, 64, 8, 128 / sizeof(T), 2>(kc, a, lda, acol, base, koff, tile, acc);
+  else if (lda) micro_off_body<T, 64, 8, 128 / sizeof(T), 1>(kc, a, lda, nullptr, base, koff, tile, acc);
+  else micro_off_body<T, 64, 8, 128 / sizeof(T), 0>(kc, a, 0, nullptr, base, koff, tile, acc);
 }
 
 template <typename T>
-__attribute__((target("avx2,fma"))) void micro_off_avx2(int64_t kc, const T* a, int64_t lda, const T* base,
+__attribute__((target("avx2,fma"))) void micro_off_avx2(int64_t kc, const T* a, int64_t lda, const int64_t* acol, const T* base,
     const int64_t* koff, T* tile, bool acc) {
-  if (lda) micro_off_body<T, 32, 6, 64 / sizeof(T), true>(kc, a, lda, base, koff, tile, acc);
-  else micro_off_body<T, 32, 6, 64 / sizeof(T), false>(kc, a, 0, base, koff, tile, acc);
+  if (acol) micro_off_body<T, 32, 6, 64 / sizeof(T), 2>(kc, a, lda, acol, base, koff, tile, acc);
+  else if (lda) micro_off_body<T, 32, 6, 64 / sizeof(T), 1>(kc, a, lda, nullptr, base, koff, tile, acc);
+  else micro_off_body<T, 32, 6, 64 / sizeof(T), 0>(kc, a, 0, nullptr, base, koff, tile, acc);
 }
 
 template <typename T>
-void micro_off_generic(int64_t kc, const T* a, int64_t lda, const T* base,
+void micro_off_generic(int64_t kc, const T* a, int64_t lda, const int64_t* acol, const T* base,
     const int64_t* koff, T* tile, bool acc) {
-  if (lda) micro_off_body<T, 16, 6, 32 / sizeof(T), true>(kc, a, lda, base, koff, tile, acc);
-  else micro_off_body<T, 16, 6, 32 / sizeof(T), false>(kc, a, 0, base, koff, tile, acc);
+  if (acol) micro_off_body<T, 16, 6, 32 / sizeof(T), 2>(kc, a, lda, acol, base, koff, tile, acc);
+  else if (lda) micro_off_body<T, 16, 6, 32 / sizeof(T), 1>(kc, a, lda, nullptr, base, koff, tile, acc);
+  else micro_off_body<T, 16, 6, 32 / sizeof(T), 0>(kc, a, 0, nullptr, base, koff, tile, acc);
 }
 
 template <typename T>
-__attribute__((target("avx512f"))) void micro_avx512(int64_t kc, const T* a, int64_t lda, const T* b, T* tile,
+__attribute__((target("avx512f"))) void micro_avx512(int64_t kc, const T* a, int64_t lda, const int64_t* acol, const T* b, T* tile,
     bool accumulate) {
-  if (lda) micro_body<T, 64, 8, 128 / sizeof(T), true>(kc, a, lda, b, tile, accumulate);
-  else micro_body<T, 64, 8, 128 / sizeof(T), false>(kc, a, 0, b, tile, accumulate);
+  if (acol) micro_body<T, 64, 8, 128 / sizeof(T), 2>(kc, a, lda, acol, b, tile, accumulate);
+  else if (lda) micro_body<T, 64, 8, 128 / sizeof(T), 1>(kc, a, lda, nullptr, b, tile, accumulate);
+  else micro_body<T, 64, 8, 128 / sizeof(T), 0>(kc, a, 0, nullptr, b, tile, accumulate);
 }
 
 template <typename T>
-__attribute__((target("avx2,fma"))) void micro_avx2(int64_t kc, const T* a, int64_t lda, const T* b, T* tile,
+__attribute__((target("avx2,fma"))) void micro_avx2(int64_t kc, const T* a, int64_t lda, const int64_t* acol, const T* b, T* tile,
     bool accumulate) {
-  if (lda) micro_body<T, 32, 6, 64 / sizeof(T), true>(kc, a, lda, b, tile, accumulate);
-  else micro_body<T, 32, 6, 64 / sizeof(T), false>(kc, a, 0, b, tile, accumulate);
+  if (acol) micro_body<T, 32, 6, 64 / sizeof(T), 2>(kc, a, lda, acol, b, tile, accumulate);
+  else if (lda) micro_body<T, 32, 6, 64 / sizeof(T), 1>(kc, a, lda, nullptr, b, tile, accumulate);
+  else micro_body<T, 32, 6, 64 / sizeof(T), 0>(kc, a, 0, nullptr, b, tile, accumulate);
 }
 
 template <typename T>
-void micro_generic(int64_t kc, const T* a, int64_t lda, const T* b, T* tile,
+void micro_generic(int64_t kc, const T* a, int64_t lda, const int64_t* acol, const T* b, T* tile,
     bool accumulate) {
-  if (lda) micro_body<T, 16, 6, 32 / sizeof(T), true>(kc, a, lda, b, tile, accumulate);
-  else micro_body<T, 16, 6, 32 / sizeof(T), false>(kc, a, 0, b, tile, accumulate);
+  if (acol) micro_body<T, 16, 6, 32 / sizeof(T), 2>(kc, a, lda, acol, b, tile, accumulate);
+  else if (lda) micro_body<T, 16, 6, 32 / sizeof(T), 1>(kc, a, lda, nullptr, b, tile, accumulate);
+  else micro_body<T, 16, 6, 32 / sizeof(T), 0>(kc, a, 0, nullptr, b, tile, accumulate);
 }
 
 enum class Isa { generic = 0, avx2 = 1, avx512 = 2 };
@@ -206,22 +215,23 @@ struct Kernel {
   static constexpr int NR =
       (I == gemm_detail::Isa::avx512 ? 128 : I == gemm_detail::Isa::avx2 ? 64 : 32) / sizeof(T);
   // tile = (accumulate ? tile : 0) + a (kc x MR panel) x b (kc x NR panel); lda > 0: the
-  // panel is MR rows of a row-major A, lda apart, instead of a packed one
+  // panel is MR rows of A in place, lda apart, column k at k or, given acol, at acol[k]
+  // (a_at), instead of a packed panel
   static void micro(int64_t kc, const T* a, const T* b, T* tile, bool accumulate = false,
-                    int64_t lda = 0) {
-    if constexpr (I == gemm_detail::Isa::avx512) gemm_detail::micro_avx512<T>(kc, a, lda, b, tile, accumulate);
-    else if constexpr (I == gemm_detail::Isa::avx2) gemm_detail::micro_avx2<T>(kc, a, lda, b, tile, accumulate);
-    else gemm_detail::micro_generic<T>(kc, a, lda, b, tile, accumulate);
+                    int64_t lda = 0, const int64_t* acol = nullptr) {
+    if constexpr (I == gemm_detail::Isa::avx512) gemm_detail::micro_avx512<T>(kc, a, lda, acol, b, tile, accumulate);
+    else if constexpr (I == gemm_detail::Isa::avx2) gemm_detail::micro_avx2<T>(kc, a, lda, acol, b, tile, accumulate);
+    else gemm_detail::micro_generic<T>(kc, a, lda, acol, b, tile, accumulate);
   }
   // tile = (accumulate ? tile : 0) + a (kc x MR panel, as in micro) x B, B's row k at
   // base + koff[k]
   static void micro_off(int64_t kc, const T* a, const T* base, const int64_t* koff, T* tile,
-                        bool accumulate, int64_t lda = 0) {
+                        bool accumulate, int64_t lda = 0, const int64_t* acol = nullptr) {
     if constexpr (I == gemm_detail::Isa::avx512)
-      gemm_detail::micro_off_avx512<T>(kc, a, lda, base, koff, tile, accumulate);
+      gemm_detail::micro_off_avx512<T>(kc, a, lda, acol, base, koff, tile, accumulate);
     else if constexpr (I == gemm_detail::Isa::avx2)
-      gemm_detail::micro_off_avx2<T>(kc, a, lda, base, koff, tile, accumulate);
-    else gemm_detail::micro_off_generic<T>(kc, a, lda, base, koff, tile, accumulate);
+      gemm_detail::micro_off_avx2<T>(kc, a, lda, acol, base, koff, tile, accumulate);
+    else gemm_detail::micro_off_generic<T>(kc, a, lda, acol, base, koff, tile, accumulate);
   }
   // tile = (accumulate ? tile : 0) + A x B, A's column k at abase + aoff[k] (MR elements),
   // B's row k at b + k * ldb (NR elements)
@@ -281,8 +291,8 @@ inline int64_t bpack_size(int64_t K, int64_t nc) {
   return std::min(K, gemm_detail::KC) * ((nc + Kern::NR - 1) / Kern::NR * Kern::NR);
 }
 
-// One block of C (M, N) = A (M, K) @ B (K, N), A packed by pack_a (or, with lda > 0, a
-// row-major A of a multiple of MR rows, lda apart, used in place): rows [m0, m1) (m0 a
+// One block of C (M, N) = A (M, K) @ B (K, N), A packed by pack_a (or, with lda > 0, A of a
+// multiple of MR rows, lda apart, used in place: column k at k, or at acol[k] given acol): rows [m0, m1) (m0 a
 // multiple of MR), columns [j0, j0 + nc). K is walked in KC slices: each slice of B is packed
 // (NR-wide panels) and every (row panel, column panel) tile accumulates over it in a buffer,
 // so each finished tile is stored exactly once (no read-modify-write of C between slices),
@@ -293,7 +303,8 @@ inline int64_t bpack_size(int64_t K, int64_t nc) {
 // bpack: scratch of bpack_size<Kern>(K, nc) elements.
 template <typename Kern, typename T, typename PackB, typename Store>
 void run_block(int64_t M, int64_t K, int64_t m0, int64_t m1, int64_t j0, int64_t nc,
-               const T* apack, T* bpack, PackB&& pack_b, Store&& store, int64_t lda = 0) {
+               const T* apack, T* bpack, PackB&& pack_b, Store&& store, int64_t lda = 0,
+               const int64_t* acol = nullptr) {
   constexpr int MR = Kern::MR, NR = Kern::NR;
   thread_local std::vector<T> tiles;
   const int64_t panels = (nc + NR - 1) / NR, rows = (m1 - m0 + MR - 1) / MR * MR;
@@ -305,8 +316,9 @@ void run_block(int64_t M, int64_t K, int64_t m0, int64_t m1, int64_t j0, int64_t
       pack_b(pc, kc, j0 + p * NR, std::min<int64_t>(NR, nc - p * NR), bpack + p * NR * kc);
     for (int64_t ip = m0; ip < m1; ip += MR)
       for (int64_t p = 0; p < panels; ++p)
-        Kern::micro(kc, lda ? apack + ip * lda + pc : apack + ip * K + pc * MR, bpack + p * NR * kc,
-                    tl + ((ip - m0) * panels + p * MR) * NR, pc > 0, lda);
+        Kern::micro(kc, acol ? apack + ip * lda : lda ? apack + ip * lda + pc : apack + ip * K + pc * MR,
+                    bpack + p * NR * kc, tl + ((ip - m0) * panels + p * MR) * NR, pc > 0, lda,
+                    acol ? acol + pc : nullptr);
   }
   for (int64_t ip = m0; ip < m1; ip += MR)
     for (int64_t p = 0; p < panels; ++p)
