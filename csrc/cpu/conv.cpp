@@ -253,12 +253,9 @@ void run_block_direct(const Gather<T>& G, const T* img, int64_t n, int64_t m0, i
     const int64_t kc = std::min(gemm_detail::KC, G.K - pc);
     for (int64_t ip = m0; ip < m1; ip += MR)
       for (int64_t p = 0; p < panels; ++p)
-        Kern::micro_off(kc,
-                        G.acol  ? G.apack + ip * G.lda
-                        : G.lda ? G.apack + ip * G.lda + pc
-                                : G.apack + ip * G.K + pc * MR,
-                        base + p * NR, G.koff.data() + pc, tl + ((ip - m0) * panels + p * MR) * NR,
-                        pc > 0, G.lda, G.acol ? G.acol + pc : nullptr);
+        Kern::micro_off(kc, a_panel<MR>(G.apack, G.K, G.lda, G.acol, ip, pc), base + p * NR,
+                        G.koff.data() + pc, tl + ((ip - m0) * panels + p * MR) * NR, pc > 0,
+                        G.lda, G.acol ? G.acol + pc : nullptr);
   }
   for (int64_t ip = m0; ip < m1; ip += MR)
     for (int64_t p = 0; p < panels; ++p)
@@ -320,7 +317,6 @@ void plan_padded(std::vector<Gather<T>>& jobs) {
     auto& G = jobs[gj];
     if (G.owner < 0) continue;
     auto& O = jobs[G.owner];
-    if (G.owner == static_cast<int64_t>(gj)) O.Hp = O.Wp = 0;
     O.Hp = std::max(O.Hp, G.U + mh[gj]);
     O.Wp = std::max(O.Wp, G.V + mw[gj]);
   }
@@ -390,7 +386,8 @@ void run_gathers(std::vector<Gather<T>>& jobs, int64_t images) {
     const auto& G = jobs[g];
     if (G.owner < 0) continue;
     all_direct = all_direct && G.direct;
-    if (G.owner == g) at[g] = img_total, img_total += G.xp_img + NR + G.Wp;  // slack: panels read past the end
+    if (G.owner == g)  // each copy with its slack: the last panels read past its end
+      at[g] = img_total, img_total += G.xp_img + NR + G.Wp;
   }
   if (img_total == 0) return;
   const bool per_image = all_direct && images >= 2 * threads &&
@@ -417,7 +414,8 @@ void run_gathers(std::vector<Gather<T>>& jobs, int64_t images) {
           if (G.owner < 0) continue;
           const int64_t nv = G.U * G.Wp;
           for (int64_t j0 = 0; j0 < nv; j0 += ncb)
-            run_block_direct<Kern>(G, img.data() + at[G.owner], n, 0, G.M, j0, std::min(ncb, nv - j0));
+            run_block_direct<Kern>(G, img.data() + at[G.owner], n, 0, G.M, j0,
+                                   std::min(ncb, nv - j0));
         }
       }
     }
@@ -659,7 +657,8 @@ void backward_input_impl(const Geom& g, const T* dy, const T* w, T* dx) {
         }
         const int64_t nt = ti.size() * tj.size(), K = OCG * nt;
         // A[c][(o, th, tw)] = w[gi * OCG + o, c, ti[th], tj[tw]], packed below for all phases
-        phases.push_back({in_place ? nullptr : abuf.data() + (a * g.sw + b) * g.groups * asize, K, {}, {}});
+        T* ap = in_place ? nullptr : abuf.data() + (a * g.sw + b) * g.groups * asize;
+        phases.push_back({ap, K, {}, {}});
         for (int64_t i : ti)
           for (int64_t j : tj) phases.back().tap.push_back(i * g.kw + j);
         for (int64_t gi = 0; gi < g.groups; ++gi) {
@@ -687,28 +686,28 @@ void backward_input_impl(const Geom& g, const T* dy, const T* w, T* dx) {
       for (size_t j = 0; j < jobs.size(); ++j) {
         Gather<T>& G = jobs[j];
         const int64_t gi = static_cast<int64_t>(j) % g.groups;
-        G.apack = w + gi * OCG * M * khw, G.lda = khw, G.acol = phases[job_phase[j]].acol.data();
+        G.apack = w + gi * OCG * M * khw, G.lda = khw;
+        G.acol = phases[job_phase[j]].acol.data();
       }
-      run_gathers<Kern>(jobs, g.n);
-      return;
-    }
-    // One pass over w packs every phase: a panel's MR channels of output channel o are
-    // MR * KH * KW contiguous weights, read once and dealt out to the phases' columns
-    // (packing phase by phase would read each line of w once per phase).
-    const int64_t panels = (M + MR - 1) / MR;
+    } else {
+      // One pass over w packs every phase: a panel's MR channels of output channel o are
+      // MR * KH * KW contiguous weights, read once and dealt out to the phases' columns
+      // (packing phase by phase would read each line of w once per phase).
+      const int64_t panels = (M + MR - 1) / MR;
 #pragma omp parallel for schedule(static) if (g.groups * OCG * M * khw >= (1 << 16))
-    for (int64_t it = 0; it < g.groups * panels; ++it) {
-      const int64_t gi = it / panels, ip = it % panels * MR;
-      const int64_t mr = std::min<int64_t>(MR, M - ip);
-      for (int64_t o = 0; o < OCG; ++o) {
-        const T* src = w + ((gi * OCG + o) * M + ip) * khw;
-        for (const Phase& ph : phases) {
-          const int64_t nt = ph.tap.size();
-          T* d = ph.ap + gi * asize + ip * ph.K + o * nt * MR;
-          for (int64_t t = 0; t < nt; ++t, d += MR) {
-            const T* s = src + ph.tap[t];
-            for (int64_t i = 0; i < mr; ++i) d[i] = s[i * khw];
-            for (int64_t i = mr; i < MR; ++i) d[i] = T(0);
+      for (int64_t it = 0; it < g.groups * panels; ++it) {
+        const int64_t gi = it / panels, ip = it % panels * MR;
+        const int64_t mr = std::min<int64_t>(MR, M - ip);
+        for (int64_t o = 0; o < OCG; ++o) {
+          const T* src = w + ((gi * OCG + o) * M + ip) * khw;
+          for (const Phase& ph : phases) {
+            const int64_t nt = ph.tap.size();
+            T* d = ph.ap + gi * asize + ip * ph.K + o * nt * MR;
+            for (int64_t t = 0; t < nt; ++t, d += MR) {
+              const T* s = src + ph.tap[t];
+              for (int64_t i = 0; i < mr; ++i) d[i] = s[i * khw];
+              for (int64_t i = mr; i < MR; ++i) d[i] = T(0);
+            }
           }
         }
       }
@@ -908,7 +907,8 @@ void backward_weight_nhwc(const Geom& g, const T* x, const T* dy, T* dw) {
   const int64_t cb = (Cp + 15) / 16, ob = (OCP + 15) / 16;
 #pragma omp parallel for schedule(static)
   for (int64_t it = 0; it < g.n * cb; ++it) {
-    const int64_t n = it / cb, c0 = it % cb * 16, c1 = std::min(Cp, c0 + 16), cr = std::min(c1, C);
+    const int64_t n = it / cb, c0 = it % cb * 16, c1 = std::min(Cp, c0 + 16);
+    const int64_t cr = std::min(c1, C);  // real channels [c0, cr), zeros up to c1
     const int64_t q0 = std::max<int64_t>(0, g.pw), q1 = std::min(Wp, g.w + g.pw);
     for (int64_t r = 0; r < Hp; ++r) {
       T* d = xh + (n * Hp + r) * Wp * Cp;
@@ -925,7 +925,8 @@ void backward_weight_nhwc(const Geom& g, const T* x, const T* dy, T* dw) {
   }
 #pragma omp parallel for schedule(static)
   for (int64_t it = 0; it < g.n * ob; ++it) {
-    const int64_t n = it / ob, o0 = it % ob * 16, o1 = std::min(OCP, o0 + 16), orl = std::min(o1, OC);
+    const int64_t n = it / ob, o0 = it % ob * 16, o1 = std::min(OCP, o0 + 16);
+    const int64_t orl = std::min(o1, OC);  // real channels [o0, orl), zeros up to o1
     T* d = dyt + n * P * OCP;
     if (orl > o0) transpose(dy + (n * OC + o0) * P, P, orl - o0, P, d + o0, OCP);
     if (orl < o1)

@@ -44,7 +44,8 @@ inline __attribute__((always_inline)) T a_at(const T* __restrict a, int64_t lda,
 // tile (MR x NR, row-major) = (accumulate ? tile : 0) + sum_k a[k][0..MR) x b[k][0..NR) over
 // kc steps.
 template <typename T, int VB, int MR, int NR, int AM>
-inline __attribute__((always_inline)) void micro_body(int64_t kc, const T* __restrict a, int64_t lda, const int64_t* acol,
+inline __attribute__((always_inline)) void micro_body(int64_t kc, const T* __restrict a,
+                                                      int64_t lda, const int64_t* acol,
                                                       const T* __restrict b, T* __restrict tile,
                                                       bool accumulate) {
   constexpr int W = VB / sizeof(T), NV = NR / W;
@@ -70,7 +71,8 @@ inline __attribute__((always_inline)) void micro_body(int64_t kc, const T* __res
 // (NR contiguous elements), so a convolution over a zero-padded image needs no packing.
 template <typename T, int VB, int MR, int NR, int AM>
 inline __attribute__((always_inline)) void micro_off_body(int64_t kc, const T* __restrict a,
-                                                          int64_t lda, const int64_t* acol, const T* base, const int64_t* koff,
+                                                          int64_t lda, const int64_t* acol,
+                                                          const T* base, const int64_t* koff,
                                                           T* __restrict tile, bool accumulate) {
   constexpr int W = VB / sizeof(T), NV = NR / W;
   typedef T V __attribute__((vector_size(VB)));
@@ -140,52 +142,44 @@ void micro_ab_generic(int64_t kc, const T* abase, const int64_t* aoff, const T* 
   micro_ab_body<T, 16, 6, 32 / sizeof(T)>(kc, abase, aoff, b, ldb, tile, acc);
 }
 
-template <typename T>
-__attribute__((target("avx512f"))) void micro_off_avx512(int64_t kc, const T* a, int64_t lda, const int64_t* acol, const T* base,
-    const int64_t* koff, T* tile, bool acc) {
-  if (acol) micro_off_body<T, 64, 8, 128 / sizeof(T), 2>(kc, a, lda, acol, base, koff, tile, acc);
-  else if (lda) micro_off_body<T, 64, 8, 128 / sizeof(T), 1>(kc, a, lda, nullptr, base, koff, tile, acc);
-  else micro_off_body<T, 64, 8, 128 / sizeof(T), 0>(kc, a, 0, nullptr, base, koff, tile, acc);
+template <typename T, int AM>
+__attribute__((target("avx512f")))
+void micro_off_avx512(int64_t kc, const T* a, int64_t lda, const int64_t* acol,
+                      const T* base, const int64_t* koff, T* tile, bool acc) {
+  micro_off_body<T, 64, 8, 128 / sizeof(T), AM>(kc, a, lda, acol, base, koff, tile, acc);
 }
 
-template <typename T>
-__attribute__((target("avx2,fma"))) void micro_off_avx2(int64_t kc, const T* a, int64_t lda, const int64_t* acol, const T* base,
-    const int64_t* koff, T* tile, bool acc) {
-  if (acol) micro_off_body<T, 32, 6, 64 / sizeof(T), 2>(kc, a, lda, acol, base, koff, tile, acc);
-  else if (lda) micro_off_body<T, 32, 6, 64 / sizeof(T), 1>(kc, a, lda, nullptr, base, koff, tile, acc);
-  else micro_off_body<T, 32, 6, 64 / sizeof(T), 0>(kc, a, 0, nullptr, base, koff, tile, acc);
+template <typename T, int AM>
+__attribute__((target("avx2,fma")))
+void micro_off_avx2(int64_t kc, const T* a, int64_t lda, const int64_t* acol,
+                    const T* base, const int64_t* koff, T* tile, bool acc) {
+  micro_off_body<T, 32, 6, 64 / sizeof(T), AM>(kc, a, lda, acol, base, koff, tile, acc);
 }
 
-template <typename T>
-void micro_off_generic(int64_t kc, const T* a, int64_t lda, const int64_t* acol, const T* base,
-    const int64_t* koff, T* tile, bool acc) {
-  if (acol) micro_off_body<T, 16, 6, 32 / sizeof(T), 2>(kc, a, lda, acol, base, koff, tile, acc);
-  else if (lda) micro_off_body<T, 16, 6, 32 / sizeof(T), 1>(kc, a, lda, nullptr, base, koff, tile, acc);
-  else micro_off_body<T, 16, 6, 32 / sizeof(T), 0>(kc, a, 0, nullptr, base, koff, tile, acc);
+template <typename T, int AM>
+void micro_off_generic(int64_t kc, const T* a, int64_t lda, const int64_t* acol,
+                       const T* base, const int64_t* koff, T* tile, bool acc) {
+  micro_off_body<T, 16, 6, 32 / sizeof(T), AM>(kc, a, lda, acol, base, koff, tile, acc);
 }
 
-template <typename T>
-__attribute__((target("avx512f"))) void micro_avx512(int64_t kc, const T* a, int64_t lda, const int64_t* acol, const T* b, T* tile,
-    bool accumulate) {
-  if (acol) micro_body<T, 64, 8, 128 / sizeof(T), 2>(kc, a, lda, acol, b, tile, accumulate);
-  else if (lda) micro_body<T, 64, 8, 128 / sizeof(T), 1>(kc, a, lda, nullptr, b, tile, accumulate);
-  else micro_body<T, 64, 8, 128 / sizeof(T), 0>(kc, a, 0, nullptr, b, tile, accumulate);
+template <typename T, int AM>
+__attribute__((target("avx512f")))
+void micro_avx512(int64_t kc, const T* a, int64_t lda, const int64_t* acol,
+                  const T* b, T* tile, bool accumulate) {
+  micro_body<T, 64, 8, 128 / sizeof(T), AM>(kc, a, lda, acol, b, tile, accumulate);
 }
 
-template <typename T>
-__attribute__((target("avx2,fma"))) void micro_avx2(int64_t kc, const T* a, int64_t lda, const int64_t* acol, const T* b, T* tile,
-    bool accumulate) {
-  if (acol) micro_body<T, 32, 6, 64 / sizeof(T), 2>(kc, a, lda, acol, b, tile, accumulate);
-  else if (lda) micro_body<T, 32, 6, 64 / sizeof(T), 1>(kc, a, lda, nullptr, b, tile, accumulate);
-  else micro_body<T, 32, 6, 64 / sizeof(T), 0>(kc, a, 0, nullptr, b, tile, accumulate);
+template <typename T, int AM>
+__attribute__((target("avx2,fma")))
+void micro_avx2(int64_t kc, const T* a, int64_t lda, const int64_t* acol,
+                const T* b, T* tile, bool accumulate) {
+  micro_body<T, 32, 6, 64 / sizeof(T), AM>(kc, a, lda, acol, b, tile, accumulate);
 }
 
-template <typename T>
-void micro_generic(int64_t kc, const T* a, int64_t lda, const int64_t* acol, const T* b, T* tile,
-    bool accumulate) {
-  if (acol) micro_body<T, 16, 6, 32 / sizeof(T), 2>(kc, a, lda, acol, b, tile, accumulate);
-  else if (lda) micro_body<T, 16, 6, 32 / sizeof(T), 1>(kc, a, lda, nullptr, b, tile, accumulate);
-  else micro_body<T, 16, 6, 32 / sizeof(T), 0>(kc, a, 0, nullptr, b, tile, accumulate);
+template <typename T, int AM>
+void micro_generic(int64_t kc, const T* a, int64_t lda, const int64_t* acol,
+                   const T* b, T* tile, bool accumulate) {
+  micro_body<T, 16, 6, 32 / sizeof(T), AM>(kc, a, lda, acol, b, tile, accumulate);
 }
 
 enum class Isa { generic = 0, avx2 = 1, avx512 = 2 };
@@ -219,19 +213,35 @@ struct Kernel {
   // (a_at), instead of a packed panel
   static void micro(int64_t kc, const T* a, const T* b, T* tile, bool accumulate = false,
                     int64_t lda = 0, const int64_t* acol = nullptr) {
-    if constexpr (I == gemm_detail::Isa::avx512) gemm_detail::micro_avx512<T>(kc, a, lda, acol, b, tile, accumulate);
-    else if constexpr (I == gemm_detail::Isa::avx2) gemm_detail::micro_avx2<T>(kc, a, lda, acol, b, tile, accumulate);
-    else gemm_detail::micro_generic<T>(kc, a, lda, acol, b, tile, accumulate);
+    if (acol) micro_am<2>(kc, a, lda, acol, b, tile, accumulate);
+    else if (lda) micro_am<1>(kc, a, lda, nullptr, b, tile, accumulate);
+    else micro_am<0>(kc, a, 0, nullptr, b, tile, accumulate);
   }
   // tile = (accumulate ? tile : 0) + a (kc x MR panel, as in micro) x B, B's row k at
   // base + koff[k]
   static void micro_off(int64_t kc, const T* a, const T* base, const int64_t* koff, T* tile,
                         bool accumulate, int64_t lda = 0, const int64_t* acol = nullptr) {
+    if (acol) micro_off_am<2>(kc, a, lda, acol, base, koff, tile, accumulate);
+    else if (lda) micro_off_am<1>(kc, a, lda, nullptr, base, koff, tile, accumulate);
+    else micro_off_am<0>(kc, a, 0, nullptr, base, koff, tile, accumulate);
+  }
+  template <int AM>
+  static void micro_am(int64_t kc, const T* a, int64_t lda, const int64_t* acol, const T* b,
+                       T* tile, bool accumulate) {
     if constexpr (I == gemm_detail::Isa::avx512)
-      gemm_detail::micro_off_avx512<T>(kc, a, lda, acol, base, koff, tile, accumulate);
+      gemm_detail::micro_avx512<T, AM>(kc, a, lda, acol, b, tile, accumulate);
     else if constexpr (I == gemm_detail::Isa::avx2)
-      gemm_detail::micro_off_avx2<T>(kc, a, lda, acol, base, koff, tile, accumulate);
-    else gemm_detail::micro_off_generic<T>(kc, a, lda, acol, base, koff, tile, accumulate);
+      gemm_detail::micro_avx2<T, AM>(kc, a, lda, acol, b, tile, accumulate);
+    else gemm_detail::micro_generic<T, AM>(kc, a, lda, acol, b, tile, accumulate);
+  }
+  template <int AM>
+  static void micro_off_am(int64_t kc, const T* a, int64_t lda, const int64_t* acol,
+                           const T* base, const int64_t* koff, T* tile, bool accumulate) {
+    if constexpr (I == gemm_detail::Isa::avx512)
+      gemm_detail::micro_off_avx512<T, AM>(kc, a, lda, acol, base, koff, tile, accumulate);
+    else if constexpr (I == gemm_detail::Isa::avx2)
+      gemm_detail::micro_off_avx2<T, AM>(kc, a, lda, acol, base, koff, tile, accumulate);
+    else gemm_detail::micro_off_generic<T, AM>(kc, a, lda, acol, base, koff, tile, accumulate);
   }
   // tile = (accumulate ? tile : 0) + A x B, A's column k at abase + aoff[k] (MR elements),
   // B's row k at b + k * ldb (NR elements)
@@ -285,6 +295,15 @@ void pack_a(int64_t M, int64_t K, const T* A, int64_t ars, int64_t acs, T* out) 
   pack_a_with<Kern>(M, K, [&](int64_t m, int64_t k) { return A[m * ars + k * acs]; }, out);
 }
 
+// Where the micro-kernels read A's rows [ip, ip + MR) from column k0 on (Kernel::micro):
+// packed panels of K columns, rows lda apart, or, with a column table (advanced by the caller
+// instead), rows lda apart from the table's base.
+template <int MR, typename T>
+inline const T* a_panel(const T* a, int64_t K, int64_t lda, const int64_t* acol, int64_t ip,
+                        int64_t k0) {
+  return acol ? a + ip * lda : lda ? a + ip * lda + k0 : a + ip * K + k0 * MR;
+}
+
 // Scratch elements run_block needs for B, for column blocks of at most nc columns.
 template <typename Kern>
 inline int64_t bpack_size(int64_t K, int64_t nc) {
@@ -292,8 +311,8 @@ inline int64_t bpack_size(int64_t K, int64_t nc) {
 }
 
 // One block of C (M, N) = A (M, K) @ B (K, N), A packed by pack_a (or, with lda > 0, A of a
-// multiple of MR rows, lda apart, used in place: column k at k, or at acol[k] given acol): rows [m0, m1) (m0 a
-// multiple of MR), columns [j0, j0 + nc). K is walked in KC slices: each slice of B is packed
+// multiple of MR rows used in place: a_panel): rows [m0, m1) (m0 a multiple of MR), columns
+// [j0, j0 + nc). K is walked in KC slices: each slice of B is packed
 // (NR-wide panels) and every (row panel, column panel) tile accumulates over it in a buffer,
 // so each finished tile is stored exactly once (no read-modify-write of C between slices),
 // and each A panel slice, once in L1, serves every column panel.
@@ -316,8 +335,8 @@ void run_block(int64_t M, int64_t K, int64_t m0, int64_t m1, int64_t j0, int64_t
       pack_b(pc, kc, j0 + p * NR, std::min<int64_t>(NR, nc - p * NR), bpack + p * NR * kc);
     for (int64_t ip = m0; ip < m1; ip += MR)
       for (int64_t p = 0; p < panels; ++p)
-        Kern::micro(kc, acol ? apack + ip * lda : lda ? apack + ip * lda + pc : apack + ip * K + pc * MR,
-                    bpack + p * NR * kc, tl + ((ip - m0) * panels + p * MR) * NR, pc > 0, lda,
+        Kern::micro(kc, a_panel<MR>(apack, K, lda, acol, ip, pc), bpack + p * NR * kc,
+                    tl + ((ip - m0) * panels + p * MR) * NR, pc > 0, lda,
                     acol ? acol + pc : nullptr);
   }
   for (int64_t ip = m0; ip < m1; ip += MR)
