@@ -116,3 +116,33 @@ def test_model_the_backend_cannot_run_is_unsupported(monkeypatch):
     by_family = {r["family"]: r for r in res["rows"] if r["pass"] == "train"}
     assert by_family["cnn"]["status"] == "unsupported" and "conv2d_forward" in by_family["cnn"]["reason"]
     assert by_family["mlp"]["status"] == "ok"
+
+
+def test_time_budget_stops_the_run_and_says_where(tmp_path):
+    rc = main(["bench", "ops", "--device", "cpu", "--quick", "--suites", "rowops,gemm",
+               "--max-minutes", "0", "--out", str(tmp_path)])
+    assert rc == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["rows"] == []
+    assert res["stopped"].startswith("time budget of 0 s spent: stopped before rowops ")
+    assert res["runs"][0]["stopped"] == res["stopped"]
+    assert res["stopped"] in (tmp_path / "report.md").read_text()
+    # With room to spare, every case runs and nothing is said.
+    res = bench.run_ops("cpu", quick=True, suites=["gemm"], progress=False, max_seconds=3600)
+    assert "stopped" not in res and res["rows"] and all(r["status"] == "ok" for r in res["rows"])
+
+
+def test_rerunning_a_suite_in_one_dtype_keeps_its_other_dtypes(tmp_path):
+    res = bench.run_ops("cpu", quick=True, suites=["gemm"], progress=False)
+    n = len(res["rows"])
+    bench.write(res, str(tmp_path))
+    other = json.loads(json.dumps(res))
+    for r in other["rows"]:
+        r["dtype"] = "float64"
+    bench.write(other, str(tmp_path))
+    merged = json.loads((tmp_path / "results.json").read_text())
+    assert sorted({r["dtype"] for r in merged["rows"]}) == ["float32", "float64"]
+    assert len(merged["rows"]) == 2 * n
+    bench.write(res, str(tmp_path))  # float32 again: replaces the float32 rows only
+    merged = json.loads((tmp_path / "results.json").read_text())
+    assert len(merged["rows"]) == 2 * n and len(merged["runs"]) == 3

@@ -31,7 +31,9 @@ def _rate(case, ms):
 
 
 def run_ops(device: str = "cuda", dtypes=None, quick: bool = False, suites=None, progress: bool = True,
-            command: str | None = None) -> dict:
+            command: str | None = None, max_seconds: float | None = None) -> dict:
+    """Check then time each case of the suites in each dtype. max_seconds: no case starts after
+    that many seconds; the result then says where the run stopped ("stopped")."""
     import torch
 
     if device == "cpu":
@@ -49,48 +51,58 @@ def run_ops(device: str = "cuda", dtypes=None, quick: bool = False, suites=None,
     reps = {"reps": 10 if quick else 30} if device == "cuda" else \
         {"reps": 3 if quick else 10, "max_seconds": 5.0}
     rows = []
+    stopped = None
+    start = time.monotonic()
     from rich.progress import Progress
 
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("bench", total=None)
-        for suite in suites:
-            for dt in dtypes:
-                for case in SUITES[suite](device, dt, quick):
-                    bar.update(task, description=f"{suite} {case.op} {dt} {case.shape}")
-                    row = {"suite": suite, "op": case.op, "dtype": dt, "shape": case.shape}
-                    if case.extra:
-                        row["extra"] = case.extra
-                    rows.append(row)
-                    if case.unsupported:
-                        row.update(status="unsupported", reason=case.unsupported)
-                        continue
-                    try:
-                        got, want = case.outputs()
-                    except Exception as e:  # a kernel that refuses these inputs: report, go on
-                        row.update(status="error", reason=f"{type(e).__name__}: {e}")
-                        continue
-                    err = rel_error(got, want)
-                    row["rel_error"] = err
-                    if not err <= TOLERANCE[dt]:
-                        row["status"] = "wrong"
-                        continue
-                    row["status"] = "ok"
-                    if device == "cpu":  # alternately: load from other processes hits both
-                        tp, tt = timing.time_pair(case.pydl_fn, case.torch_fn, **reps)
-                    else:
-                        tp = timing.time_fn(device, case.pydl_fn, **reps)
-                        tt = timing.time_fn(device, case.torch_fn, **reps)
-                    rate, unit = _rate(case, tp["median_ms"])
-                    trate, _ = _rate(case, tt["median_ms"])
-                    ceiling = ceilings[f"matmul_tflops_{dt}"] if unit == "TFLOP/s" else ceilings["copy_gbs"]
-                    row.update({"pydl_ms": tp["median_ms"], "pydl_p90_ms": tp["p90_ms"],
-                                "torch_ms": tt["median_ms"], "torch_p90_ms": tt["p90_ms"],
-                                "ratio": tp["median_ms"] / tt["median_ms"], "unit": unit,
-                                "pydl_rate": rate, "torch_rate": trate,
-                                "fraction_of_ceiling": rate / ceiling if ceiling else None})
-    return {"kind": "ops", "device_type": device, "dtypes": dtypes, "quick": quick,
-            "command": command or " ".join(sys.argv), "time": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "environment": timing.environment(device), "ceilings": ceilings, "rows": rows}
+        for suite, dt in ((s, d) for s in suites for d in dtypes):
+            if stopped:
+                break
+            for case in SUITES[suite](device, dt, quick):
+                if max_seconds is not None and time.monotonic() - start > max_seconds:
+                    stopped = (f"time budget of {max_seconds:g} s spent: stopped before "
+                               f"{suite} {case.op} {dt} {case.shape}")
+                    break
+                bar.update(task, description=f"{suite} {case.op} {dt} {case.shape}")
+                row = {"suite": suite, "op": case.op, "dtype": dt, "shape": case.shape}
+                if case.extra:
+                    row["extra"] = case.extra
+                rows.append(row)
+                if case.unsupported:
+                    row.update(status="unsupported", reason=case.unsupported)
+                    continue
+                try:
+                    got, want = case.outputs()
+                except Exception as e:  # a kernel that refuses these inputs: report, go on
+                    row.update(status="error", reason=f"{type(e).__name__}: {e}")
+                    continue
+                err = rel_error(got, want)
+                row["rel_error"] = err
+                if not err <= TOLERANCE[dt]:
+                    row["status"] = "wrong"
+                    continue
+                row["status"] = "ok"
+                if device == "cpu":  # alternately: load from other processes hits both
+                    tp, tt = timing.time_pair(case.pydl_fn, case.torch_fn, **reps)
+                else:
+                    tp = timing.time_fn(device, case.pydl_fn, **reps)
+                    tt = timing.time_fn(device, case.torch_fn, **reps)
+                rate, unit = _rate(case, tp["median_ms"])
+                trate, _ = _rate(case, tt["median_ms"])
+                ceiling = ceilings[f"matmul_tflops_{dt}"] if unit == "TFLOP/s" else ceilings["copy_gbs"]
+                row.update({"pydl_ms": tp["median_ms"], "pydl_p90_ms": tp["p90_ms"],
+                            "torch_ms": tt["median_ms"], "torch_p90_ms": tt["p90_ms"],
+                            "ratio": tp["median_ms"] / tt["median_ms"], "unit": unit,
+                            "pydl_rate": rate, "torch_rate": trate,
+                            "fraction_of_ceiling": rate / ceiling if ceiling else None})
+    res = {"kind": "ops", "device_type": device, "dtypes": dtypes, "quick": quick,
+           "command": command or " ".join(sys.argv), "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+           "environment": timing.environment(device), "ceilings": ceilings, "rows": rows}
+    if stopped:
+        res["stopped"] = stopped
+    return res
 
 
 def write(results: dict, out: str) -> dict:
@@ -101,13 +113,18 @@ def write(results: dict, out: str) -> dict:
     path = os.path.join(out, "results.json")
     run = {"kind": results["kind"], "command": results["command"], "time": results["time"],
            "commit": results["environment"]["commit"]}
+    if results.get("stopped"):
+        run["stopped"] = results["stopped"]
     merged = dict(results, runs=[run])
     if os.path.exists(path):
         with open(path) as f:
             old = json.load(f)
         if old.get("environment", {}).get("device") == results["environment"]["device"]:
-            suites = {r["suite"] for r in results["rows"]}
-            merged["rows"] = [r for r in old["rows"] if r["suite"] not in suites] + results["rows"]
+            # A suite rerun in a dtype replaces that suite's rows in that dtype alone, so one
+            # folder can gather a suite run a dtype at a time.
+            again = {(r["suite"], r.get("dtype")) for r in results["rows"]}
+            merged["rows"] = [r for r in old["rows"] if (r["suite"], r.get("dtype")) not in again] \
+                + results["rows"]
             merged["ceilings"] = dict(old.get("ceilings") or {}, **(results.get("ceilings") or {}))
             merged["runs"] = (old.get("runs") or [{"kind": old["kind"], "command": old["command"],
                                                    "time": old["time"],

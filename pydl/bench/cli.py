@@ -8,6 +8,9 @@ def add_parser(sub):
     ops = bsub.add_parser("ops", help="kernels against PyTorch's, checked then timed")
     ops.add_argument("--dtype", default=None, help="comma-separated, e.g. float16,bfloat16")
     ops.add_argument("--suites", default=None, help="comma-separated: gemm,rowops,attention,conv")
+    ops.add_argument("--max-minutes", type=float, default=None,
+                     help="start no case after this many minutes; the rows so far are written "
+                          "and the report says where the run stopped")
     models = bsub.add_parser("models", help="model families' training steps against their PyTorch "
                                             "twins, checked then timed")
     models.add_argument("--families", default=None,
@@ -48,12 +51,15 @@ def run(args) -> int:
         else:
             results = run_ops(device, dtypes=args.dtype.split(",") if args.dtype else None,
                               quick=args.quick, suites=args.suites.split(",") if args.suites else None,
-                              command=command)
+                              command=command,
+                              max_seconds=None if args.max_minutes is None else args.max_minutes * 60)
     except (TwinsNotFound, ValueError) as e:
         console.print(f"[red]error:[/red] {e}")
         return 2
     out = args.out or f"benchmarks/results/{device}-{time.strftime('%Y%m%d-%H%M%S')}"
     write(results, out)
     console.print(report.table(results))
+    if results.get("stopped"):
+        console.print(f"[yellow]{results['stopped']}[/yellow]")
     console.print(f"results in {out}/ (results.json, report.md, ratio.png, roofline.png)")
     return 1 if any(r["status"] in ("wrong", "error") for r in results["rows"]) else 0

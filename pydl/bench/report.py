@@ -54,9 +54,10 @@ def table(results: dict):
 def markdown(results: dict) -> str:
     env = results["environment"]
     runs = results.get("runs") or [{"command": results["command"], "time": results["time"],
-                                    "commit": env["commit"]}]
+                                    "commit": env["commit"], "stopped": results.get("stopped")}]
     lines = [f"# pydl bench: {env['device']}", ""]
-    lines += [f"- command: `{run['command']}` ({run['time']}, commit `{run['commit']}`)" for run in runs]
+    lines += [f"- command: `{run['command']}` ({run['time']}, commit `{run['commit']}`)"
+              + (f"; {run['stopped']}" if run.get("stopped") else "") for run in runs]
     lines.append(f"- pydl {env['pydl']}, PyTorch {env['torch']}, Python {env['python']}, "
                  f"threads {env['threads']}"
                  + (f", pydl CPU kernels {env['cpu_kernels']}" if env.get("cpu_kernels") else ""))
