@@ -164,30 +164,24 @@ struct Gather {
 
   // A B panel outside direct mode, from the padded copy: column (n, u, v) of row k at
   // xp + koff[k] + n * xp_img + u * Wp + v, with no bounds to test (the copy holds the zeros
-  // of the padding).
+  // of the padding). Each row run (at most V long: 7 in a 7 x 7 image) is copied in whole
+  // chunks of PACK_CHUNK elements; a chunk's tail past its run is overwritten by the next run,
+  // or by the next panel row, written after it: the scratch needs PACK_CHUNK elements of slack
+  // after its last panel, and the copy as many after its last image (it has NR + Wp).
+  static constexpr int64_t PACK_CHUNK = 8;
   template <int NR>
   __attribute__((always_inline)) void pack_b(int64_t k0, int64_t kc, int64_t j, int64_t nr, T* dst_panel) const {
     Run runs[NR];
     const int64_t nrun = runs_of(j, nr, U, V, runs);
-    int64_t idx[NR];
-    for (int64_t r = 0; r < nrun; ++r) {
-      const Run& R = runs[r];
-      const int64_t at = R.n * xp_img + R.u * Wp + R.v;
-      for (int64_t q = 0; q < R.len; ++q) idx[R.q + q] = at + q;
-    }
+    int64_t at[NR];
+    for (int64_t r = 0; r < nrun; ++r) at[r] = runs[r].n * xp_img + runs[r].u * Wp + runs[r].v;
     const int64_t* ko = koff.data() + k0;
-    if (nr == NR) {
-      for (int64_t k = 0; k < kc; ++k) {
-        const T* s = xp + ko[k];
-        T* d = dst_panel + k * NR;
-        for (int q = 0; q < NR; ++q) d[q] = s[idx[q]];
-      }
-      return;
-    }
     for (int64_t k = 0; k < kc; ++k) {
       const T* s = xp + ko[k];
       T* d = dst_panel + k * NR;
-      for (int64_t q = 0; q < nr; ++q) d[q] = s[idx[q]];
+      for (int64_t r = 0; r < nrun; ++r)
+        for (int64_t o = 0; o < runs[r].len; o += PACK_CHUNK)
+          std::memcpy(d + runs[r].q + o, s + at[r] + o, PACK_CHUNK * sizeof(T));
       for (int64_t q = nr; q < NR; ++q) d[q] = T(0);
     }
   }
@@ -476,7 +470,7 @@ void run_gathers(std::vector<Gather<T>>& jobs, int64_t images) {
           items.push_back({g, -1, m0, std::min(G.M, m0 + per), j0, std::min(ncb, G.N - j0)});
     }
   }
-  const int64_t bsize = bpack_size<Kern>(kmax, ncb);
+  const int64_t bsize = bpack_size<Kern>(kmax, ncb) + Gather<T>::PACK_CHUNK;  // pack_b's slack
 #pragma omp parallel
   {
     thread_local std::vector<T> bpack;
