@@ -32,6 +32,7 @@ GEOMS = [
     # Wide rows: stride-1 sources are read in place from a zero-padded copy (direct mode).
     (2, 20, 6, 40, 24, 3, 1, 1, 1, 1, None),
     (2, 8, 9, 33, 12, 3, 1, 2, 2, 1, None),      # dilation 2
+    (2, 71, 4, 40, 16, 3, 1, 1, 1, 1, None),     # K = 639: two slices, 320 and 319 deep
     (1, 6, 5, 30, 10, 4, 1, 1, 1, 2, (5, 30)),   # even window, "same", groups
     (2, 16, 12, 64, 8, 3, 2, 1, 1, 1, None),     # stride 2: the input gradient's phases
     (1, 8, 4, 48, 8, 3, 1, 1, 1, 8, None),       # depthwise
@@ -46,7 +47,7 @@ GEOMS = [
     (1, 24, 11, 12, 70, 5, 1, 2, 2, 1, None),    # dilation 2, 70 output channels (panel tails)
     (3, 16, 20, 21, 8, 3, 1, 1, 1, 1, None),     # 1,323 pixels: several slices and chunks
     # 3x3 stride 1 with 32+ channels each side: Winograd F(2x2, 3x3).
-    (1, 300, 5, 7, 40, 3, 1, 1, 1, 1, None),     # C deeper than one packed slice
+    (1, 600, 5, 7, 40, 3, 1, 1, 1, 1, None),     # C deeper than one packed slice (two of 300)
     (3, 32, 4, 5, 33, 3, 1, 0, 1, 1, None),      # odd 2x3 outputs: partial tiles, across images
     (2, 40, 5, 6, 36, 3, 1, 2, 1, 1, None),      # padding 2
     (2, 32, 6, 6, 40, 3, 1, 1, 1, 1, (7, 7)),    # more padding at the far edge

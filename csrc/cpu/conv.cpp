@@ -243,8 +243,9 @@ void run_block_direct(const Gather<T>& G, const T* img, int64_t n, int64_t m0, i
   if (static_cast<int64_t>(tiles.size()) < rows * panels * NR) tiles.resize(rows * panels * NR);
   T* tl = tiles.data();
   const T* base = img + t0;
-  for (int64_t pc = 0; pc < G.K; pc += gemm_detail::KC) {
-    const int64_t kc = std::min(gemm_detail::KC, G.K - pc);
+  const int64_t ks = gemm_detail::kslice(G.K);
+  for (int64_t pc = 0; pc < G.K; pc += ks) {
+    const int64_t kc = std::min(ks, G.K - pc);
     for (int64_t ip = m0; ip < m1; ip += MR)
       for (int64_t p = 0; p < panels; ++p)
         Kern::micro_off(kc, a_panel<MR>(G.apack, G.K, G.lda, G.acol, ip, pc), base + p * NR,

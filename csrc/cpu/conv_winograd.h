@@ -93,7 +93,7 @@ void conv3x3(int64_t n, int64_t c, int64_t h, int64_t w, int64_t oc, int64_t oh,
   const int64_t parts = std::max<int64_t>(
       1, std::min((4 * threads + blocks - 1) / blocks, panels / 4));
   const int64_t per = (panels + parts - 1) / parts;
-  const int64_t KC = gemm_detail::KC;
+  const int64_t KC = gemm_detail::kslice(c);
   // The 16 transformed inputs of a block, each C rows of NR tiles, not a power of two apart.
   const int64_t vs = c * NR + 16;
   constexpr int64_t GP = 8;  // row panels sharing each B panel while it is in cache

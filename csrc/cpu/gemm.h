@@ -29,7 +29,15 @@ namespace pydl::cpu {
 
 namespace gemm_detail {
 
-constexpr int64_t KC = 256, MC = 96, NC = 256;
+constexpr int64_t KC = 512, MC = 96, NC = 256;
+
+// The depth of the KC slices a K-long product is walked in: as few as KC allows, of equal
+// depth (K = 576 is two slices of 288, not 512 and a 64-deep tail that would pay a tile's
+// load and store for little work).
+inline int64_t kslice(int64_t K) {
+  const int64_t n = (K + KC - 1) / KC;
+  return n > 1 ? (K + n - 1) / n : K;
+}
 
 // Element i of A's column k, by how A is laid out (AM): 0, a packed panel, at a[k * MR + i];
 // 1, a row-major A (a weight matrix used as it is, rows a multiple of MR), at a[i * lda + k];
@@ -329,8 +337,9 @@ void run_block(int64_t M, int64_t K, int64_t m0, int64_t m1, int64_t j0, int64_t
   const int64_t panels = (nc + NR - 1) / NR, rows = (m1 - m0 + MR - 1) / MR * MR;
   if (static_cast<int64_t>(tiles.size()) < rows * panels * NR) tiles.resize(rows * panels * NR);
   T* tl = tiles.data();
-  for (int64_t pc = 0; pc < K; pc += gemm_detail::KC) {
-    const int64_t kc = std::min(gemm_detail::KC, K - pc);
+  const int64_t ks = gemm_detail::kslice(K);
+  for (int64_t pc = 0; pc < K; pc += ks) {
+    const int64_t kc = std::min(ks, K - pc);
     for (int64_t p = 0; p < panels; ++p)
       pack_b(pc, kc, j0 + p * NR, std::min<int64_t>(NR, nc - p * NR), bpack + p * NR * kc);
     for (int64_t ip = m0; ip < m1; ip += MR)
