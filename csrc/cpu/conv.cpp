@@ -879,11 +879,14 @@ void backward_weight_rows(const Geom& g, const T* x, const T* dy, T* dw) {
 
 // Weight gradient of an ungrouped layer with no packing in its loop: x is copied once into a
 // zero-padded NHWC buffer with channels rounded up to whole register tiles (Cp), and dy once
-// into dy^T (pixels, OC rounded up to whole panels). With the GEMM's rows ordered (tap,
+// into dy^T in NR-wide panels (OC rounded up to whole panels; panel jp holds every pixel's
+// output channels [jp, jp + NR), NR contiguous per pixel). With the GEMM's rows ordered (tap,
 // channel), a register tile's MR rows are MR consecutive channels of one tap, which for a
 // given pixel sit side by side in the NHWC copy; so the micro-kernel reads A's columns and
-// B's rows (a pixel's output channels in dy^T) in place. Work items own blocks of rows and,
-// when there are few, chunks of pixels, whose partial sums are added at the end.
+// B's rows in place, each call's B one contiguous KC x NR block (were dy^T's rows OCP apart,
+// a power of two in most networks, each row of a call would be its own cache lines). Work items
+// own blocks of rows and, when there are few, chunks of pixels, whose partial sums are added
+// at the end.
 template <typename T, typename Kern>
 void backward_weight_nhwc(const Geom& g, const T* x, const T* dy, T* dw) {
   constexpr int MR = Kern::MR, NR = Kern::NR;
@@ -898,8 +901,10 @@ void backward_weight_nhwc(const Geom& g, const T* x, const T* dy, T* dw) {
   T* const xh = xh_buf.data();  // thread_local: the other threads must use this thread's buffers
   T* const dyt = dyt_buf.data();
   // Both copies go by (image, block of 16 channels): the block's planes are read in order
-  // (16 sequential streams) and each pixel's 16 channels are written as one run.
-  const int64_t cb = (Cp + 15) / 16, ob = (OCP + 15) / 16;
+  // (16 sequential streams) and each pixel's 16 channels are written as one run (dy's blocks
+  // are no wider than a panel, so that each lies in one).
+  constexpr int64_t OB = NR < 16 ? NR : 16;
+  const int64_t cb = (Cp + 15) / 16, ob = OCP / OB;
 #pragma omp parallel for schedule(static)
   for (int64_t it = 0; it < g.n * cb; ++it) {
     const int64_t n = it / cb, c0 = it % cb * 16, c1 = std::min(Cp, c0 + 16);
@@ -920,12 +925,12 @@ void backward_weight_nhwc(const Geom& g, const T* x, const T* dy, T* dw) {
   }
 #pragma omp parallel for schedule(static)
   for (int64_t it = 0; it < g.n * ob; ++it) {
-    const int64_t n = it / ob, o0 = it % ob * 16, o1 = std::min(OCP, o0 + 16);
+    const int64_t n = it / ob, o0 = it % ob * OB, o1 = o0 + OB;
     const int64_t orl = std::min(o1, OC);  // real channels [o0, orl), zeros up to o1
-    T* d = dyt + n * P * OCP;
-    if (orl > o0) transpose(dy + (n * OC + o0) * P, P, orl - o0, P, d + o0, OCP);
+    T* d = dyt + (o0 / NR * NP + n * P) * NR + o0 % NR;
+    if (orl > o0) transpose(dy + (n * OC + o0) * P, P, orl - o0, P, d, int64_t{NR});
     if (orl < o1)
-      for (int64_t q = 0; q < P; ++q) std::fill(d + q * OCP + orl, d + q * OCP + o1, T(0));
+      for (int64_t q = 0; q < P; ++q) std::fill(d + q * NR + orl - o0, d + q * NR + o1 - o0, T(0));
   }
   // Items: blocks of rows (as many as keep the accumulators near 512 KiB) and pixel chunks.
   const int64_t RB = std::min(round_up(rows, MR), std::max<int64_t>(MR, (1 << 17) / OCP / MR * MR));
@@ -959,7 +964,7 @@ void backward_weight_nhwc(const Geom& g, const T* x, const T* dy, T* dw) {
           const int64_t t = r / Cp, c0 = r % Cp, i = t / g.kw, j = t % g.kw;
           const T* abase = xh + (i * g.dh * Wp + j * g.dw) * Cp + c0;
           for (int64_t jp = 0; jp < OCP; jp += NR)
-            Kern::micro_ab(kc, abase, aoff.data(), dyt + pc * OCP + jp, OCP,
+            Kern::micro_ab(kc, abase, aoff.data(), dyt + jp * NP + pc * NR, int64_t{NR},
                            cbuf.data() + ((r - r0) / MR * cpanels + jp / NR) * MR * NR, true);
         }
       }
