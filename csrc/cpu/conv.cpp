@@ -877,6 +877,26 @@ void backward_weight_rows(const Geom& g, const T* x, const T* dy, T* dw) {
   }
 }
 
+// How a weight gradient's GEMM (rows x NP pixels, for each of `sets` groups) is cut into work
+// items: row blocks of at most `cap` rows (a multiple of MR) and, when those are too few for
+// the threads, chunks of at least about `slice` pixels, whose partial sums are added after.
+// The blocks and chunks are of equal size and, where they can be, a whole number per thread
+// (9 blocks of 256 rows on two threads would leave one thread a block of work alone at the
+// end; 10 blocks of 232 do not).
+struct WgradSplit {
+  int64_t rb, row_blocks, pchunk, psplit;
+};
+inline WgradSplit wgrad_split(int64_t rows, int64_t cap, int64_t mr, int64_t np, int64_t slice,
+                              int64_t sets, int64_t threads) {
+  int64_t blocks = (rows + cap - 1) / cap;
+  int64_t psplit = std::max<int64_t>(1, (2 * threads + sets * blocks - 1) / (sets * blocks));
+  psplit = std::min(psplit, (np + slice - 1) / slice);
+  if (psplit == 1 && sets == 1) blocks = round_up(blocks, threads);
+  const int64_t rb = round_up((rows + blocks - 1) / blocks, mr);
+  const int64_t pchunk = (np + psplit - 1) / psplit;
+  return {rb, (rows + rb - 1) / rb, pchunk, (np + pchunk - 1) / pchunk};
+}
+
 // Weight gradient of an ungrouped layer with no packing in its loop: x is copied once into a
 // zero-padded NHWC buffer with channels rounded up to whole register tiles (Cp), and dy once
 // into dy^T in NR-wide panels (OC rounded up to whole panels; panel jp holds every pixel's
@@ -933,12 +953,9 @@ void backward_weight_nhwc(const Geom& g, const T* x, const T* dy, T* dw) {
       for (int64_t q = 0; q < P; ++q) std::fill(d + q * NR + orl - o0, d + q * NR + o1 - o0, T(0));
   }
   // Items: blocks of rows (as many as keep the accumulators near 512 KiB) and pixel chunks.
-  const int64_t RB = std::min(round_up(rows, MR), std::max<int64_t>(MR, (1 << 17) / OCP / MR * MR));
-  const int64_t row_blocks = (rows + RB - 1) / RB, threads = omp_get_max_threads();
-  int64_t psplit = std::max<int64_t>(1, (2 * threads + row_blocks - 1) / row_blocks);
-  psplit = std::min(psplit, (NP + KC - 1) / KC);
-  const int64_t pchunk = round_up((NP + psplit - 1) / psplit, KC);
-  psplit = (NP + pchunk - 1) / pchunk;
+  const auto [RB, row_blocks, pchunk, psplit] =
+      wgrad_split(rows, std::max<int64_t>(MR, (1 << 17) / OCP / MR * MR), MR, NP, KC, 1,
+                  omp_get_max_threads());
   const int64_t wsize = OC * C * taps, items = row_blocks * psplit;
   std::vector<T> partial(psplit > 1 ? (psplit - 1) * wsize : 0);
   const int64_t cpanels = OCP / NR;
@@ -1002,14 +1019,9 @@ void backward_weight_impl(const Geom& g, const T* x, const T* dy, T* dw) {
     const int64_t KT = g.k(), OCG = g.ocg(), P = g.pixels(), NP = g.n * P, OCP = round_up(OCG, NR);
     // Rows (taps) per item: as many as keep the item's accumulators within about 512 KiB, so
     // that dy^T, packed once per item and slice, is shared by many taps.
-    const int64_t RB = std::min(round_up(KT, MR),
-                                std::max<int64_t>(96, (1 << 17) / OCP / MR * MR));
-    const int64_t row_blocks = (KT + RB - 1) / RB, threads = omp_get_max_threads();
-    // Few row blocks: split the pixels too, into chunks of whole KC slices.
-    int64_t psplit = std::max<int64_t>(1, (2 * threads + g.groups * row_blocks - 1) / (g.groups * row_blocks));
-    psplit = std::min(psplit, (NP + KC - 1) / KC);
-    const int64_t pchunk = round_up((NP + psplit - 1) / psplit, KC);
-    psplit = (NP + pchunk - 1) / pchunk;
+    const auto [RB, row_blocks, pchunk, psplit] =
+        wgrad_split(KT, std::max<int64_t>(96, (1 << 17) / OCP / MR * MR), MR, NP, KC, g.groups,
+                    omp_get_max_threads());
     const int64_t wsize = g.oc * KT, items = g.groups * row_blocks * psplit;
     std::vector<T> partial(psplit > 1 ? (psplit - 1) * wsize : 0);
 #pragma omp parallel
