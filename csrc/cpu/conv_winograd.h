@@ -33,7 +33,9 @@ void conv3x3(int64_t n, int64_t c, int64_t h, int64_t w, int64_t oc, int64_t oh,
   constexpr int MR = Kern::MR, NR = Kern::NR;
   const int64_t TH = (oh + 1) / 2, TW = (ow + 1) / 2, tiles = n * TH * TW;
   const int64_t Hp = 2 * TH + 2, Wp = 2 * TW + 2, plane = Hp * Wp;
-  const int64_t Mp = padded_rows<Kern>(oc), asize = Mp * c;
+  // U[xi] (OC, C) in the packed layout of pack_a at ap + xi * asize; the 16 slabs are spaced
+  // 16 elements more than they hold, so that they are not a power of two apart (cache sets).
+  const int64_t Mp = padded_rows<Kern>(oc), asize = Mp * c + 16;
   thread_local std::vector<T> xpad, apack;  // kept between calls: no page faults
   xpad.resize(n * c * plane);
   apack.resize(16 * asize);
@@ -52,40 +54,31 @@ void conv3x3(int64_t n, int64_t c, int64_t h, int64_t w, int64_t oc, int64_t oh,
       for (int64_t q = q0; q < q1; ++q) d[q] = src[sr * w + q - pw];
     }
   }
-  // U = G g G^T, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], written in the packed
-  // layout of pack_a (apack + xi * asize holds U[xi] (OC, C)) one MR-row panel at a time,
-  // through a buffer whose 16 slabs are not a power of two apart (no cache-set conflicts).
-  const int64_t slab = c * MR + 16;
-#pragma omp parallel
-  {
-    std::vector<T> tmp(16 * slab);
-#pragma omp for schedule(static)
-    for (int64_t ip = 0; ip < Mp; ip += MR) {
-      for (int64_t ci = 0; ci < c; ++ci)
-        for (int64_t r = 0; r < MR; ++r) {
-          const int64_t o = ip + r;
-          T g[3][3] = {}, gg[4][3];
-          if (o < oc)
-            for (int i = 0; i < 3; ++i)
-              for (int j = 0; j < 3; ++j) g[i][j] = wat(o, ci, i, j);
-          for (int j = 0; j < 3; ++j) {
-            gg[0][j] = g[0][j];
-            gg[1][j] = T(0.5) * (g[0][j] + g[1][j] + g[2][j]);
-            gg[2][j] = T(0.5) * (g[0][j] - g[1][j] + g[2][j]);
-            gg[3][j] = g[2][j];
-          }
-          for (int i = 0; i < 4; ++i) {
-            T* t = tmp.data() + i * 4 * slab + ci * MR + r;
-            t[0] = gg[i][0];
-            t[slab] = T(0.5) * (gg[i][0] + gg[i][1] + gg[i][2]);
-            t[2 * slab] = T(0.5) * (gg[i][0] - gg[i][1] + gg[i][2]);
-            t[3 * slab] = gg[i][2];
-          }
+  // U = G g G^T, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], written straight into the
+  // packed slabs, one MR-row panel at a time.
+#pragma omp parallel for schedule(static)
+  for (int64_t ip = 0; ip < Mp; ip += MR)
+    for (int64_t ci = 0; ci < c; ++ci)
+      for (int64_t r = 0; r < MR; ++r) {
+        const int64_t o = ip + r;
+        T g[3][3] = {}, gg[4][3];
+        if (o < oc)
+          for (int i = 0; i < 3; ++i)
+            for (int j = 0; j < 3; ++j) g[i][j] = wat(o, ci, i, j);
+        for (int j = 0; j < 3; ++j) {
+          gg[0][j] = g[0][j];
+          gg[1][j] = T(0.5) * (g[0][j] + g[1][j] + g[2][j]);
+          gg[2][j] = T(0.5) * (g[0][j] - g[1][j] + g[2][j]);
+          gg[3][j] = g[2][j];
         }
-      for (int xi = 0; xi < 16; ++xi)
-        std::copy(tmp.data() + xi * slab, tmp.data() + xi * slab + c * MR, ap + xi * asize + ip * c);
-    }
-  }
+        for (int i = 0; i < 4; ++i) {
+          T* u = ap + i * 4 * asize + ip * c + ci * MR + r;
+          u[0] = gg[i][0];
+          u[asize] = T(0.5) * (gg[i][0] + gg[i][1] + gg[i][2]);
+          u[2 * asize] = T(0.5) * (gg[i][0] - gg[i][1] + gg[i][2]);
+          u[3 * asize] = gg[i][2];
+        }
+      }
 
   const int64_t blocks = (tiles + NR - 1) / NR, panels = Mp / MR;
   const int64_t threads = omp_get_max_threads();
