@@ -68,6 +68,7 @@ CASES = [  # batch dims, L, S, E, Ev
     ((3,), 67, 131, 16, 100),
     ((1, 1), 129, 129, 256, 256),
     ((), 5, 200, 64, 16),
+    ((1,), 70, 300, 32, 40),  # three 128-key backward tiles, the last partial
 ]
 
 
@@ -81,6 +82,18 @@ def test_sdpa_matches_torch(device, case, causal, dtype):
     po = F.scaled_dot_product_attention(*p, is_causal=causal)
     to = TF.scaled_dot_product_attention(*t, is_causal=causal)
     _compare(po, to, p, t, dtype, rng, f"{case} causal={causal}")
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_sdpa_long_queries_backward(device, causal):
+    """1024 queries at head_dim 128 in float64: the CPU backward's sweeps over the query tiles
+    stream more than 4 MiB, so it takes 128 keys per tile (300 keys: two whole tiles and a
+    partial one, split between the threads when heads are few)."""
+    rng = fresh_rng()
+    p, t = _leaves([(2, 1024, 128), (2, 300, 128), (2, 300, 128)], np.float64, device, rng)
+    po = F.scaled_dot_product_attention(*p, is_causal=causal)
+    to = TF.scaled_dot_product_attention(*t, is_causal=causal)
+    _compare(po, to, p, t, np.float64, rng, f"long causal={causal}")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -122,7 +135,8 @@ def test_sdpa_float64_reference_causal_with_mask(device, L, S):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("causal", [False, True])
-@pytest.mark.parametrize("L,S,E", [(1, 1, 16), (37, 67, 16), (67, 131, 64), (130, 70, 100)])
+@pytest.mark.parametrize("L,S,E", [(1, 1, 16), (37, 67, 16), (67, 131, 64), (130, 70, 100),
+                                   (1300, 300, 128)])
 def test_sdpa_dropout_matches_philox_reference(device, L, S, E, causal, dtype):
     batch, p_drop = (2, 3), 0.3
     rng = fresh_rng()

@@ -54,74 +54,54 @@ constexpr int64_t kPad = 128 / sizeof(T);
 
 inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
-// C[m, :N] (= or +=) sum_k A[m*am + k*ak] * B[k*ldb + :N], N a multiple of two vectors.
+// Rows [m, m + R) of C[:, n : n + 2 vectors] (= or +=) sum_k A[m*am + k*ak] * B[k*ldb + n:]:
+// R x 2 vector accumulators held in registers over the whole K.
+template <typename T, int VB, int R>
+__attribute__((always_inline)) inline void gemm_block(int64_t K, const T* A, int64_t am,
+                                                      int64_t ak, const T* B, int64_t ldb, T* C,
+                                                      int64_t ldc, bool accumulate) {
+  using V = typename Vec<T, VB>::v;
+  constexpr int W = Vec<T, VB>::W;
+  V c[R][2];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < 2; ++j) {
+      c[r][j] = V{};
+      if (accumulate) std::memcpy(&c[r][j], C + r * ldc + j * W, sizeof(V));
+    }
+  for (int64_t k = 0; k < K; ++k, B += ldb) {
+    V b0, b1;
+    std::memcpy(&b0, B, sizeof(V));
+    std::memcpy(&b1, B + W, sizeof(V));
+    const T* ak_ = A + k * ak;
+    for (int r = 0; r < R; ++r) {
+      const T s = ak_[r * am];
+      c[r][0] += s * b0;
+      c[r][1] += s * b1;
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < 2; ++j) std::memcpy(C + r * ldc + j * W, &c[r][j], sizeof(V));
+}
+
+// C[m, :N] (= or +=) sum_k A[m*am + k*ak] * B[k*ldb + :N], N a multiple of two vectors. Rows
+// go R at a time, R as many as the vector registers hold accumulators for (8 x 2 of AVX-512's
+// 32, 6 x 2 of AVX2's 16, 4 x 2 of SSE2's 16), then 4 and 1 at a time.
 template <typename T, int VB>
 __attribute__((always_inline)) inline void gemm_acc(int64_t M, int64_t N, int64_t K, const T* A,
                                                     int64_t am, int64_t ak, const T* B, int64_t ldb,
                                                     T* C, int64_t ldc, bool accumulate) {
-  using V = typename Vec<T, VB>::v;
-  constexpr int W = Vec<T, VB>::W;
+  constexpr int W = Vec<T, VB>::W, R = VB == 64 ? 8 : VB == 32 ? 6 : 4;
   int64_t m = 0;
-  for (; m + 4 <= M; m += 4) {
-    for (int64_t n = 0; n < N; n += 2 * W) {
-      T* c0p = C + m * ldc + n;
-      V c00{}, c01{}, c10{}, c11{}, c20{}, c21{}, c30{}, c31{};
-      if (accumulate) {
-        std::memcpy(&c00, c0p, sizeof(V));
-        std::memcpy(&c01, c0p + W, sizeof(V));
-        std::memcpy(&c10, c0p + ldc, sizeof(V));
-        std::memcpy(&c11, c0p + ldc + W, sizeof(V));
-        std::memcpy(&c20, c0p + 2 * ldc, sizeof(V));
-        std::memcpy(&c21, c0p + 2 * ldc + W, sizeof(V));
-        std::memcpy(&c30, c0p + 3 * ldc, sizeof(V));
-        std::memcpy(&c31, c0p + 3 * ldc + W, sizeof(V));
-      }
-      const T* a = A + m * am;
-      const T* bp = B + n;
-      for (int64_t k = 0; k < K; ++k, bp += ldb) {
-        V b0, b1;
-        std::memcpy(&b0, bp, sizeof(V));
-        std::memcpy(&b1, bp + W, sizeof(V));
-        const T* ak_ = a + k * ak;
-        const T s0 = ak_[0], s1 = ak_[am], s2 = ak_[2 * am], s3 = ak_[3 * am];
-        c00 += s0 * b0;
-        c01 += s0 * b1;
-        c10 += s1 * b0;
-        c11 += s1 * b1;
-        c20 += s2 * b0;
-        c21 += s2 * b1;
-        c30 += s3 * b0;
-        c31 += s3 * b1;
-      }
-      std::memcpy(c0p, &c00, sizeof(V));
-      std::memcpy(c0p + W, &c01, sizeof(V));
-      std::memcpy(c0p + ldc, &c10, sizeof(V));
-      std::memcpy(c0p + ldc + W, &c11, sizeof(V));
-      std::memcpy(c0p + 2 * ldc, &c20, sizeof(V));
-      std::memcpy(c0p + 2 * ldc + W, &c21, sizeof(V));
-      std::memcpy(c0p + 3 * ldc, &c30, sizeof(V));
-      std::memcpy(c0p + 3 * ldc + W, &c31, sizeof(V));
-    }
-  }
-  for (; m < M; ++m) {
-    for (int64_t n = 0; n < N; n += 2 * W) {
-      V c0{}, c1{};
-      if (accumulate) {
-        std::memcpy(&c0, C + m * ldc + n, sizeof(V));
-        std::memcpy(&c1, C + m * ldc + n + W, sizeof(V));
-      }
-      for (int64_t k = 0; k < K; ++k) {
-        V b0, b1;
-        std::memcpy(&b0, B + k * ldb + n, sizeof(V));
-        std::memcpy(&b1, B + k * ldb + n + W, sizeof(V));
-        const T s = A[m * am + k * ak];
-        c0 += s * b0;
-        c1 += s * b1;
-      }
-      std::memcpy(C + m * ldc + n, &c0, sizeof(V));
-      std::memcpy(C + m * ldc + n + W, &c1, sizeof(V));
-    }
-  }
+  for (; m + R <= M; m += R)
+    for (int64_t n = 0; n < N; n += 2 * W)
+      gemm_block<T, VB, R>(K, A + m * am, am, ak, B + n, ldb, C + m * ldc + n, ldc, accumulate);
+  if constexpr (R > 4)
+    for (; m + 4 <= M; m += 4)
+      for (int64_t n = 0; n < N; n += 2 * W)
+        gemm_block<T, VB, 4>(K, A + m * am, am, ak, B + n, ldb, C + m * ldc + n, ldc, accumulate);
+  for (; m < M; ++m)
+    for (int64_t n = 0; n < N; n += 2 * W)
+      gemm_block<T, VB, 1>(K, A + m * am, am, ak, B + n, ldb, C + m * ldc + n, ldc, accumulate);
 }
 
 
@@ -368,31 +348,42 @@ __attribute__((always_inline)) inline void forward_item(const Problem& P, int64_
   }
 }
 
+// Keys per backward tile. Each key tile's sweep over the query tiles streams the head's q,
+// dO and dQ partial sums (and their padded copies); once those outgrow a core's L2 (about
+// 4 MiB of them: sequences of 2048 at head_dim 128, 4096 at 64), tiles of 128 keys halve
+// that traffic (seq 4096, head_dim 128: 12% faster); below it 64-key tiles are a few percent
+// faster.
+template <typename T>
+int64_t backward_keys(const Problem& P) {
+  const int64_t streamed = P.L * (P.E + 2 * P.EP + P.Ev + P.EvP) * static_cast<int64_t>(sizeof(T));
+  return streamed > (int64_t{4} << 20) ? 128 : BK;
+}
+
 template <typename T>
 struct BwdScratch {
   std::vector<T> qp, dop, kp, kt, vt, s, dp, dk, dv, dq, dsum;
-  void resize(const Problem& P) {
-    const int64_t BKP = round_up(BK, kPad<T>);
+  void resize(const Problem& P, int64_t BKB) {
+    const int64_t BKP = round_up(BKB, kPad<T>);
     qp.resize(P.L * P.EP);
     dop.resize(P.L * P.EvP);
-    kp.resize(BK * P.EP);
+    kp.resize(BKB * P.EP);
     kt.resize(P.E * BKP);
     vt.resize(P.Ev * BKP);
     s.resize(BQ * BKP);
     dp.resize(BQ * BKP);
-    dk.resize(BK * P.EP);
-    dv.resize(BK * P.EvP);
+    dk.resize(BKB * P.EP);
+    dv.resize(BKB * P.EvP);
     dsum.resize(P.L);
   }
 };
 
-// Gradients of head b from the key tiles t0..t1 (in units of BK); dq_acc is (L x EP).
+// Gradients of head b from the key tiles t0..t1 (in units of BKB keys); dq_acc is (L x EP).
 template <typename T, int VB>
 __attribute__((always_inline)) inline void backward_item(const Problem& P, int64_t b, int64_t t0,
                                                          int64_t t1, const T* q, const T* k,
                                                          const T* v, const T* o, const T* lse,
                                                          const T* dout, T* dk_out, T* dv_out,
-                                                         T* dq_acc, BwdScratch<T>& w) {
+                                                         T* dq_acc, int64_t BKB, BwdScratch<T>& w) {
   pack_rows(q, 0, P.L, P.E, w.qp.data(), P.EP);
   pack_rows(dout, 0, P.L, P.Ev, w.dop.data(), P.EvP);
   for (int64_t i = 0; i < P.L; ++i) {
@@ -402,9 +393,9 @@ __attribute__((always_inline)) inline void backward_item(const Problem& P, int64
   }
   const T sc = static_cast<T>(P.scale);
   const T ninf = -std::numeric_limits<T>::infinity();
-  std::vector<T> keep(P.drop.active() ? BK : 0);  // a row's keep / (1 - p) factors
+  std::vector<T> keep(P.drop.active() ? BKB : 0);  // a row's keep / (1 - p) factors
   for (int64_t t = t0; t < t1; ++t) {
-    const int64_t j0 = t * BK, bk = std::min(BK, P.S - j0);
+    const int64_t j0 = t * BKB, bk = std::min(BKB, P.S - j0);
     const int64_t BKP = round_up(bk, kPad<T>);
     pack_transposed(k, j0, bk, P.E, w.kt.data(), BKP, sc);
     pack_transposed(v, j0, bk, P.Ev, w.vt.data(), BKP);
@@ -476,8 +467,9 @@ __attribute__((always_inline)) inline void backward_item(const Problem& P, int64
   }                                                                                                \
   TARGET void backward_item_##NAME(const Problem& P, int64_t b, int64_t t0, int64_t t1,            \
                                    const T* q, const T* k, const T* v, const T* o, const T* lse,   \
-                                   const T* dout, T* dk, T* dv, T* dq, BwdScratch<T>& w) {         \
-    backward_item<T, VB>(P, b, t0, t1, q, k, v, o, lse, dout, dk, dv, dq, w);                      \
+                                   const T* dout, T* dk, T* dv, T* dq, int64_t bkb,                \
+                                   BwdScratch<T>& w) {                                             \
+    backward_item<T, VB>(P, b, t0, t1, q, k, v, o, lse, dout, dk, dv, dq, bkb, w);                 \
   }
 #define PYDL_ATTN_VARIANTS(T)                                                     \
   PYDL_ATTN_VARIANT(T, avx512, __attribute__((target("avx512f"))), 64)            \
@@ -593,7 +585,7 @@ template <typename T>
 void run_backward(const Problem& P, const TensorView& q, const TensorView& k, const TensorView& v,
                   const TensorView& out, const TensorView& lse, const TensorView& dout,
                   const TensorView& dq, const TensorView& dk, const TensorView& dv) {
-  const int64_t ktiles = (P.S + BK - 1) / BK;
+  const int64_t bkb = backward_keys<T>(P), ktiles = (P.S + bkb - 1) / bkb;
   // Split a head's key tiles in chunks when there are fewer heads than threads.
   const int64_t threads = omp_get_max_threads();
   int64_t chunks = P.B >= 2 * threads ? 1 : (2 * threads + P.B - 1) / P.B;
@@ -605,7 +597,7 @@ void run_backward(const Problem& P, const TensorView& q, const TensorView& k, co
 #pragma omp parallel
   {
     BwdScratch<T> w;
-    w.resize(P);
+    w.resize(P, bkb);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t item = 0; item < P.B * chunks; ++item) {
       const int64_t b = item / chunks, c = item % chunks;
@@ -620,11 +612,11 @@ void run_backward(const Problem& P, const TensorView& q, const TensorView& k, co
       T* dkb = dk.ptr<T>() + b * P.S * P.E;
       T* dvb = dv.ptr<T>() + b * P.S * P.Ev;
       if (isa == gemm_detail::Isa::avx512)
-        backward_item_avx512(P, b, t0, t1, qb, kb, vb, ob, lb, gb, dkb, dvb, acc, w);
+        backward_item_avx512(P, b, t0, t1, qb, kb, vb, ob, lb, gb, dkb, dvb, acc, bkb, w);
       else if (isa == gemm_detail::Isa::avx2)
-        backward_item_avx2(P, b, t0, t1, qb, kb, vb, ob, lb, gb, dkb, dvb, acc, w);
+        backward_item_avx2(P, b, t0, t1, qb, kb, vb, ob, lb, gb, dkb, dvb, acc, bkb, w);
       else
-        backward_item_base(P, b, t0, t1, qb, kb, vb, ob, lb, gb, dkb, dvb, acc, w);
+        backward_item_base(P, b, t0, t1, qb, kb, vb, ob, lb, gb, dkb, dvb, acc, bkb, w);
     }
 #pragma omp for schedule(static)
     for (int64_t row = 0; row < P.B * P.L; ++row) {
