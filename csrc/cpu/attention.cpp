@@ -366,28 +366,28 @@ int64_t backward_keys(const Problem& P) {
 template <typename T>
 struct BwdScratch {
   std::vector<T> qp, dop, kp, kt, vt, s, dp, dk, dv, dq, dsum;
-  void resize(const Problem& P, int64_t BKB) {
-    const int64_t BKP = round_up(BKB, kPad<T>);
+  void resize(const Problem& P, int64_t bkb) {
+    const int64_t BKP = round_up(bkb, kPad<T>);
     qp.resize(P.L * P.EP);
     dop.resize(P.L * P.EvP);
-    kp.resize(BKB * P.EP);
+    kp.resize(bkb * P.EP);
     kt.resize(P.E * BKP);
     vt.resize(P.Ev * BKP);
     s.resize(BQ * BKP);
     dp.resize(BQ * BKP);
-    dk.resize(BKB * P.EP);
-    dv.resize(BKB * P.EvP);
+    dk.resize(bkb * P.EP);
+    dv.resize(bkb * P.EvP);
     dsum.resize(P.L);
   }
 };
 
-// Gradients of head b from the key tiles t0..t1 (in units of BKB keys); dq_acc is (L x EP).
+// Gradients of head b from the key tiles t0..t1 (in units of bkb keys); dq_acc is (L x EP).
 template <typename T, int VB>
 __attribute__((always_inline)) inline void backward_item(const Problem& P, int64_t b, int64_t t0,
                                                          int64_t t1, const T* q, const T* k,
                                                          const T* v, const T* o, const T* lse,
                                                          const T* dout, T* dk_out, T* dv_out,
-                                                         T* dq_acc, int64_t BKB, BwdScratch<T>& w) {
+                                                         T* dq_acc, int64_t bkb, BwdScratch<T>& w) {
   pack_rows(q, 0, P.L, P.E, w.qp.data(), P.EP);
   pack_rows(dout, 0, P.L, P.Ev, w.dop.data(), P.EvP);
   for (int64_t i = 0; i < P.L; ++i) {
@@ -397,9 +397,9 @@ __attribute__((always_inline)) inline void backward_item(const Problem& P, int64
   }
   const T sc = static_cast<T>(P.scale);
   const T ninf = -std::numeric_limits<T>::infinity();
-  std::vector<T> keep(P.drop.active() ? BKB : 0);  // a row's keep / (1 - p) factors
+  std::vector<T> keep(P.drop.active() ? bkb : 0);  // a row's keep / (1 - p) factors
   for (int64_t t = t0; t < t1; ++t) {
-    const int64_t j0 = t * BKB, bk = std::min(BKB, P.S - j0);
+    const int64_t j0 = t * bkb, bk = std::min(bkb, P.S - j0);
     const int64_t BKP = round_up(bk, kPad<T>);
     pack_transposed(k, j0, bk, P.E, w.kt.data(), BKP, sc);
     pack_transposed(v, j0, bk, P.Ev, w.vt.data(), BKP);

@@ -167,8 +167,11 @@ struct Gather {
   // of the padding). Each row run (at most V long: 7 in a 7 x 7 image) is copied in whole
   // chunks of PACK_CHUNK elements; a chunk's tail past its run is overwritten by the next run,
   // or by the next panel row, written after it: the scratch needs PACK_CHUNK elements of slack
-  // after its last panel, and the copy as many after its last image (it has NR + Wp).
+  // after its last panel, and the copy as many after its last image (slack()).
   static constexpr int64_t PACK_CHUNK = 8;
+  // Zeros kept after a copy's last image: direct-mode panels read up to NR + Wp past its end,
+  // pack_b's chunks up to PACK_CHUNK.
+  int64_t slack(int64_t nr) const { return std::max(nr, PACK_CHUNK) + Wp; }
   template <int NR>
   __attribute__((always_inline)) void pack_b(int64_t k0, int64_t kc, int64_t j, int64_t nr, T* dst_panel) const {
     Run runs[NR];
@@ -382,7 +385,7 @@ void run_gathers(std::vector<Gather<T>>& jobs, int64_t images) {
     if (G.owner < 0) continue;
     all_direct = all_direct && G.direct;
     if (G.owner == g)  // each copy with its slack: the last panels read past its end
-      at[g] = img_total, img_total += G.xp_img + NR + G.Wp;
+      at[g] = img_total, img_total += G.xp_img + G.slack(NR);
   }
   if (img_total == 0) return;
   const bool per_image = all_direct && images >= 2 * threads &&
@@ -399,7 +402,7 @@ void run_gathers(std::vector<Gather<T>>& jobs, int64_t images) {
       thread_local std::vector<T> img;  // kept between calls: no page faults
       if (static_cast<int64_t>(img.size()) < img_total) img.resize(img_total);
       for (int64_t g = 0; g < nj; ++g)  // the slack after each copy: read, never kept
-        if (at[g] >= 0) std::fill_n(img.data() + at[g] + jobs[g].xp_img, NR + jobs[g].Wp, T(0));
+        if (at[g] >= 0) std::fill_n(img.data() + at[g] + jobs[g].xp_img, jobs[g].slack(NR), T(0));
 #pragma omp for schedule(dynamic, 1)
       for (int64_t n = 0; n < images; ++n) {
         for (int64_t g = 0; g < nj; ++g)
@@ -422,7 +425,7 @@ void run_gathers(std::vector<Gather<T>>& jobs, int64_t images) {
     std::vector<int64_t> off(nj, -1);
     int64_t total = 0;
     for (int64_t g = 0; g < nj; ++g)
-      if (at[g] >= 0) off[g] = total, total += images * jobs[g].xp_img + NR + jobs[g].Wp;
+      if (at[g] >= 0) off[g] = total, total += images * jobs[g].xp_img + jobs[g].slack(NR);
     if (static_cast<int64_t>(padded.size()) < total) padded.resize(total);
     for (int64_t g = 0; g < nj; ++g) {
       auto& G = jobs[g];
@@ -436,7 +439,7 @@ void run_gathers(std::vector<Gather<T>>& jobs, int64_t images) {
 #pragma omp parallel for schedule(static)
       for (int64_t nc = 0; nc < images * cs; ++nc)
         O.copy_image(nc / cs, nc % cs, nc % cs + 1, xp + nc / cs * O.xp_img);
-      std::fill_n(xp + images * O.xp_img, NR + O.Wp, T(0));
+      std::fill_n(xp + images * O.xp_img, O.slack(NR), T(0));
     }
   }
   auto count = [&](int64_t ncb) {
